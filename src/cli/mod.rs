@@ -1,0 +1,273 @@
+//! `cli`: argument parsing and the commands. Each command calls the core and prints.
+
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::export::{ExportFormat, export_frame};
+use crate::data::filter;
+use crate::data::{LoadOptions, MappingFile};
+use crate::error::UserError;
+use crate::store::{Workspace, open_or_import};
+
+const EXAMPLES: &str = "\
+Examples:
+  gleaner data.jsonl                         open (importing on first use) in the TUI
+  gleaner import data.jsonl -w work/data.gleaner --skip-bad-rows
+  gleaner stats data.gleaner --json
+  gleaner export data.gleaner -o out/train.jsonl --format alpaca --filter 'len(output) > 20'";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gleaner",
+    version,
+    about = "Curate LLM instruction-tuning data: browse, score, refine, review.",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A dataset or workspace to open in the TUI (same as `gleaner open PATH`)
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Open a dataset or workspace in the terminal UI (imports a dataset on first use)
+    #[command(
+        after_help = "Examples:\n  gleaner open data.jsonl\n  gleaner open data.gleaner --theme light"
+    )]
+    Open(OpenArgs),
+    /// Import a dataset into a workspace directory (default: <name>.gleaner/ beside it)
+    #[command(
+        after_help = "Examples:\n  gleaner import alpaca.json\n  gleaner import chats.jsonl.zst -w /data/chats.gleaner --skip-bad-rows\n  gleaner import custom.jsonl --map custom_map.toml"
+    )]
+    Import(ImportArgs),
+    /// Print rows, format, fields, length statistics and a describe of numeric columns
+    #[command(
+        after_help = "Examples:\n  gleaner stats data.jsonl\n  gleaner stats data.gleaner --json | jq .lengths"
+    )]
+    Stats(StatsArgs),
+    /// Write a workspace's records (optionally filtered) in another format
+    #[command(
+        after_help = "Examples:\n  gleaner export data.gleaner -o train.jsonl\n  gleaner export data.gleaner -o sft/train.json --format sharegpt\n  gleaner export data.gleaner -o short.parquet --format parquet --filter 'len(output) < 20'"
+    )]
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct LoadArgs {
+    /// Workspace directory (default: <dataset name>.gleaner beside the dataset)
+    #[arg(short = 'w', long = "workspace", global = true)]
+    workspace: Option<PathBuf>,
+    /// Column/tag map (TOML, LLaMA-Factory dataset_info style) overriding detection
+    #[arg(long = "map", global = true)]
+    map: Option<PathBuf>,
+    /// Import the good rows and write a rejects report instead of failing
+    #[arg(long, global = true)]
+    skip_bad_rows: bool,
+    /// Ignore the dataset's id column and use content hashes as ids
+    #[arg(long, global = true)]
+    hash_ids: bool,
+}
+
+impl LoadArgs {
+    fn options(&self) -> Result<LoadOptions, UserError> {
+        let mapping = match &self.map {
+            Some(p) => Some(MappingFile::load(p)?),
+            None => None,
+        };
+        Ok(LoadOptions {
+            mapping,
+            skip_bad_rows: self.skip_bad_rows,
+            hash_ids: self.hash_ids,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct OpenArgs {
+    /// Dataset file or workspace directory
+    path: PathBuf,
+    /// Theme name (dark, light, high-contrast) or a path to a theme TOML
+    #[arg(long)]
+    theme: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// Dataset file: .jsonl, .json, .csv, .parquet (.gz/.zst compressed JSONL too)
+    dataset: PathBuf,
+    /// Replace the snapshot of an existing workspace (its database is kept)
+    #[arg(long)]
+    force: bool,
+    /// Print the import report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    /// Dataset file or workspace directory
+    path: PathBuf,
+    /// Print machine-readable JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Workspace directory (or a dataset with a workspace beside it)
+    workspace: PathBuf,
+    /// Output file
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: ExportFormat,
+    /// Only rows matching this filter, e.g. 'len(output) < 20 and category == "open_qa"'
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print the export report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    crate::logging::init(None);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                eprintln!("  hint: {hint}");
+            }
+            tracing::error!("{}", e.message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), UserError> {
+    let load = cli.load.clone();
+    match cli.command {
+        Some(Command::Open(args)) => open(&args.path, &load, args.theme.as_deref()),
+        Some(Command::Import(args)) => import(&args, &load),
+        Some(Command::Stats(args)) => stats::run(&args.path, args.json, &load),
+        Some(Command::Export(args)) => export(&args),
+        None => match cli.path {
+            Some(path) => open(&path, &load, None),
+            None => Err(UserError::new("no dataset given")
+                .with_hint("run `gleaner DATASET`, or `gleaner --help` for the commands")),
+        },
+    }
+}
+
+fn open(path: &Path, load: &LoadArgs, theme: Option<&str>) -> Result<(), UserError> {
+    let (ws, report) = open_or_import(path, load.workspace.as_deref(), &load.options()?)?;
+    if let Some(r) = report {
+        eprintln!("{}", import_summary(&r));
+    }
+    crate::tui::run(ws, theme)
+}
+
+fn import_summary(r: &crate::store::ImportReport) -> String {
+    let mut s = format!(
+        "imported {} of {} rows ({} format, {}) into {}",
+        r.imported,
+        r.rows,
+        r.format,
+        r.file_kind,
+        r.workspace.display()
+    );
+    if let Some(rejects) = &r.rejects_file {
+        s.push_str(&format!(
+            "\nskipped {} bad rows; see {}",
+            r.rejected,
+            rejects.display()
+        ));
+    }
+    s
+}
+
+fn import(args: &ImportArgs, load: &LoadArgs) -> Result<(), UserError> {
+    let (_, report) = Workspace::import(
+        &args.dataset,
+        load.workspace.as_deref(),
+        &load.options()?,
+        args.force,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    } else {
+        println!("{}", import_summary(&report));
+    }
+    Ok(())
+}
+
+fn export(args: &ExportArgs) -> Result<(), UserError> {
+    let dir = if Workspace::is_workspace(&args.workspace) {
+        args.workspace.clone()
+    } else {
+        Workspace::default_dir_for(&args.workspace)
+    };
+    if !Workspace::is_workspace(&dir) {
+        return Err(UserError::new(format!(
+            "{} is not a gleaner workspace",
+            args.workspace.display()
+        ))
+        .with_hint("create one first with `gleaner import DATASET`"));
+    }
+    let ws = Workspace::open(&dir)?;
+    let mut frame = ws.read_frame(None)?;
+    if let Some(expr) = &args.filter {
+        let f = filter::compile(expr, &frame.schema())
+            .map_err(|e| UserError::new(format!("--filter: {e}")))?;
+        let rows = filter::matching_rows(&frame, &f)
+            .map_err(|e| UserError::new(format!("--filter: {e}")))?;
+        let idx = polars::prelude::IdxCa::from_vec("idx".into(), rows);
+        frame = frame
+            .take(&idx)
+            .map_err(|e| UserError::new(format!("--filter: {e}")))?;
+    }
+    let report = export_frame(&frame, &args.output, args.format)?;
+    if let Ok(db) = ws.db() {
+        let detail = serde_json::json!({
+            "output": report.output, "format": args.format, "rows": report.rows,
+            "filter": args.filter,
+        });
+        let _ = db.audit(&crate::util::current_user(), "export", &detail.to_string());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    } else {
+        println!("wrote {} rows to {}", report.rows, report.output.display());
+        if let Some(info) = &report.dataset_info {
+            println!("LLaMA-Factory entry in {}", info.display());
+        }
+        if report.lossy_rows > 0 {
+            println!(
+                "note: {} rows have turns the {:?} format cannot hold exactly (tool turns or a trailing user turn)",
+                report.lossy_rows, args.format
+            );
+        }
+    }
+    Ok(())
+}

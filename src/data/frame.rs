@@ -1,0 +1,265 @@
+//! Canonical records ⇄ the snapshot DataFrame.
+//!
+//! Snapshot columns: `id`, `source_line`, `system`, `instruction`, `input`, `output`,
+//! `chosen`, `rejected` (preference data only), `messages` (list of {role, content}),
+//! `n_turns`, `prompt_chars`, `response_chars`, `preview_prompt`, `preview_response`,
+//! then the dataset's own scalar fields (e.g. `category`), then `raw` (the row verbatim).
+
+use polars::prelude::*;
+use polars_arrow::array::ListArray;
+use polars_arrow::offset::OffsetsBuffer;
+use serde_json::Value;
+
+use super::record::{Message, Record, preview};
+
+pub const PREVIEW_CHARS: usize = 160;
+
+/// Columns gleaner itself defines; a dataset field with one of these names is renamed.
+pub const RESERVED: &[&str] = &[
+    "id",
+    "source_line",
+    "system",
+    "instruction",
+    "input",
+    "output",
+    "chosen",
+    "rejected",
+    "messages",
+    "n_turns",
+    "prompt_chars",
+    "response_chars",
+    "preview_prompt",
+    "preview_response",
+    "raw",
+];
+
+/// Name under which a dataset's own field is stored.
+pub fn extra_column_name(field: &str) -> String {
+    if RESERVED.contains(&field) {
+        format!("source.{field}")
+    } else {
+        field.to_string()
+    }
+}
+
+pub fn records_to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
+    let n = records.len();
+    let str_col = |name: &str, f: &dyn Fn(&Record) -> Option<&str>| {
+        Column::new(name.into(), records.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut columns = vec![
+        Column::new(
+            "id".into(),
+            records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "source_line".into(),
+            records.iter().map(|r| r.line as u32).collect::<Vec<_>>(),
+        ),
+        str_col("system", &|r| r.system.as_deref()),
+        str_col("instruction", &|r| r.instruction.as_deref()),
+        str_col("input", &|r| r.input.as_deref()),
+        str_col("output", &|r| r.output.as_deref()),
+    ];
+    if records
+        .iter()
+        .any(|r| r.chosen.is_some() || r.rejected.is_some())
+    {
+        columns.push(str_col("chosen", &|r| r.chosen.as_deref()));
+        columns.push(str_col("rejected", &|r| r.rejected.as_deref()));
+    }
+    columns.push(messages_column(records)?);
+    columns.push(Column::new(
+        "n_turns".into(),
+        records.iter().map(|r| r.turns() as u32).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "prompt_chars".into(),
+        records
+            .iter()
+            .map(|r| r.chars_of_role("user") as u32)
+            .collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "response_chars".into(),
+        records
+            .iter()
+            .map(|r| r.chars_of_role("assistant") as u32)
+            .collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "preview_prompt".into(),
+        records
+            .iter()
+            .map(|r| preview(r.first_user(), PREVIEW_CHARS))
+            .collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "preview_response".into(),
+        records
+            .iter()
+            .map(|r| preview(r.first_assistant(), PREVIEW_CHARS))
+            .collect::<Vec<_>>(),
+    ));
+    columns.extend(extra_columns(records));
+    columns.push(Column::new(
+        "raw".into(),
+        records.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>(),
+    ));
+    DataFrame::new(n, columns)
+}
+
+fn messages_column(records: &[Record]) -> PolarsResult<Column> {
+    let total: usize = records.iter().map(|r| r.messages.len()).sum();
+    let mut roles = Vec::with_capacity(total);
+    let mut contents = Vec::with_capacity(total);
+    let mut offsets = Vec::with_capacity(records.len() + 1);
+    offsets.push(0i64);
+    for r in records {
+        for m in &r.messages {
+            roles.push(m.role.as_str());
+            contents.push(m.content.as_str());
+        }
+        offsets.push(roles.len() as i64);
+    }
+    let role = Series::new("role".into(), roles);
+    let content = Series::new("content".into(), contents);
+    let item = StructChunked::from_series("item".into(), total, [role, content].iter())?
+        .into_series()
+        .rechunk();
+    let values = item.to_arrow(0, CompatLevel::newest());
+    let dtype = ArrowDataType::LargeList(Box::new(ArrowField::new(
+        "item".into(),
+        values.dtype().clone(),
+        true,
+    )));
+    let offsets: OffsetsBuffer<i64> = offsets.try_into()?;
+    let list = ListArray::<i64>::new(dtype, offsets, values, None);
+    Ok(Series::from_arrow("messages".into(), Box::new(list))?.into_column())
+}
+
+/// Typed columns for the dataset's own scalar fields, named in first-seen order.
+fn extra_columns(records: &[Record]) -> Vec<Column> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in records {
+        for (k, _) in &r.extras {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let values: Vec<Option<&Value>> = records
+                .iter()
+                .map(|r| r.extras.iter().find(|(k, _)| k == name).map(|(_, v)| v))
+                .collect();
+            typed_column(&extra_column_name(name), &values)
+        })
+        .collect()
+}
+
+fn typed_column(name: &str, values: &[Option<&Value>]) -> Column {
+    let present = || values.iter().flatten();
+    if present().all(|v| v.is_boolean()) {
+        let v: Vec<Option<bool>> = values.iter().map(|v| v.and_then(Value::as_bool)).collect();
+        return Column::new(name.into(), v);
+    }
+    if present().all(|v| v.is_i64()) {
+        let v: Vec<Option<i64>> = values.iter().map(|v| v.and_then(Value::as_i64)).collect();
+        return Column::new(name.into(), v);
+    }
+    if present().all(|v| v.is_number()) {
+        let v: Vec<Option<f64>> = values.iter().map(|v| v.and_then(Value::as_f64)).collect();
+        return Column::new(name.into(), v);
+    }
+    let v: Vec<Option<String>> = values
+        .iter()
+        .map(|v| {
+            v.map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        })
+        .collect();
+    Column::new(name.into(), v)
+}
+
+/// Columns of a snapshot frame that hold the dataset's own fields.
+pub fn extra_names(df: &DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .into_iter()
+        .filter(|n| !RESERVED.contains(&n.as_str()) && !n.contains("::"))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// Read records back from (a slice of) the snapshot.
+pub fn frame_to_records(df: &DataFrame) -> PolarsResult<Vec<Record>> {
+    let opt_str = |name: &str| -> PolarsResult<Option<StringChunked>> {
+        match df.column(name) {
+            Ok(c) => Ok(Some(c.str()?.clone())),
+            Err(_) => Ok(None),
+        }
+    };
+    let ids = df.column("id")?.str()?.clone();
+    let lines = df.column("source_line")?.u32()?.clone();
+    let system = opt_str("system")?;
+    let instruction = opt_str("instruction")?;
+    let input = opt_str("input")?;
+    let output = opt_str("output")?;
+    let chosen = opt_str("chosen")?;
+    let rejected = opt_str("rejected")?;
+    let raw = opt_str("raw")?;
+    let messages = df.column("messages")?.list()?.clone();
+    let extras: Vec<(String, &Column)> = extra_names(df)
+        .into_iter()
+        .map(|n| {
+            let c = df.column(&n).expect("listed");
+            (n.strip_prefix("source.").unwrap_or(&n).to_string(), c)
+        })
+        .collect();
+    let get = |ca: &Option<StringChunked>, i: usize| -> Option<String> {
+        ca.as_ref().and_then(|c| c.get(i)).map(str::to_owned)
+    };
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let mut record = Record {
+            id: ids.get(i).unwrap_or_default().to_string(),
+            line: lines.get(i).unwrap_or(0) as usize,
+            system: get(&system, i),
+            instruction: get(&instruction, i),
+            input: get(&input, i),
+            output: get(&output, i),
+            chosen: get(&chosen, i),
+            rejected: get(&rejected, i),
+            raw: get(&raw, i).unwrap_or_default(),
+            ..Record::default()
+        };
+        if let Some(turns) = messages.get_as_series(i) {
+            record.messages = messages_of(&turns)?;
+        }
+        for (name, col) in &extras {
+            let value = super::reader::any_to_json(&col.get(i)?);
+            if !value.is_null() {
+                record.extras.push((name.clone(), value));
+            }
+        }
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// The turns of one row's `messages` value.
+pub fn messages_of(turns: &Series) -> PolarsResult<Vec<Message>> {
+    let st = turns.struct_()?;
+    let roles = st.field_by_name("role")?;
+    let contents = st.field_by_name("content")?;
+    Ok(roles
+        .str()?
+        .iter()
+        .zip(contents.str()?.iter())
+        .map(|(r, c)| Message::new(r.unwrap_or(""), c.unwrap_or("")))
+        .collect())
+}

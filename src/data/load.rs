@@ -1,0 +1,227 @@
+//! Load a dataset file: read, detect the schema, normalize every row in parallel,
+//! assign stable ids, and collect bad rows.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use super::mapping::{Mapping, MappingFile, detect};
+use super::normalize::Normalizer;
+use super::reader::{FileKind, SourceText, read_source};
+use super::record::Record;
+use crate::error::{RowError, UserError, file_error};
+
+/// Rows inspected to detect the schema.
+const DETECT_ROWS: usize = 200;
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub mapping: Option<MappingFile>,
+    /// Import the good rows and report the bad ones instead of failing.
+    pub skip_bad_rows: bool,
+    /// Ignore the dataset's id column and use content hashes.
+    pub hash_ids: bool,
+}
+
+pub struct Loaded {
+    pub records: Vec<Record>,
+    pub rejects: Vec<RowError>,
+    pub mapping: Mapping,
+    pub kind: FileKind,
+    /// Rows in the file (good and bad).
+    pub total_rows: usize,
+    /// How ids were assigned: "column:<name>", "hash" or "column+hash".
+    pub id_source: String,
+}
+
+pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError> {
+    let source = read_source(path)?;
+    let unit = source.unit;
+    let mapping = resolve_mapping(path, &source, opts)?;
+    let normalizer = Normalizer::new(&mapping);
+    let results: Vec<Result<super::normalize::Normalized, RowError>> = source
+        .rows
+        .par_iter()
+        .map(|span| {
+            let text = std::str::from_utf8(source.row_bytes(span)).expect("checked by the reader");
+            normalizer.normalize(span.line, text)
+        })
+        .collect();
+    let total_rows = source.rows.len() + source.broken.len();
+    let mut rejects = source.broken.clone();
+    let mut good = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(n) => good.push(n),
+            Err(e) => rejects.push(e),
+        }
+    }
+    let (records, id_source) = assign_ids(good, &mut rejects, opts.hash_ids, &mapping);
+    for r in &mut rejects {
+        r.unit = unit;
+    }
+    rejects.sort_by_key(|r| r.line);
+    if !rejects.is_empty() && !opts.skip_bad_rows {
+        let first = &rejects[0];
+        let more = match rejects.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more bad row{})", if n == 1 { "" } else { "s" }),
+        };
+        let mut err = UserError::in_file(path, first);
+        err.message.push_str(&more);
+        return Err(err.with_hint(
+            "fix the row, or pass --skip-bad-rows to import the rest and write a rejects report",
+        ));
+    }
+    if records.is_empty() {
+        return Err(file_error(
+            path,
+            format!("no usable records: all {total_rows} rows were rejected"),
+        )
+        .with_hint("check the column map (--map) against the file's fields"));
+    }
+    Ok(Loaded {
+        records,
+        rejects,
+        mapping,
+        kind: source.kind,
+        total_rows,
+        id_source,
+    })
+}
+
+fn resolve_mapping(
+    path: &Path,
+    source: &SourceText,
+    opts: &LoadOptions,
+) -> Result<Mapping, UserError> {
+    let mut keys = BTreeSet::new();
+    let mut first_turns: Option<Value> = None;
+    let mut parsed = 0;
+    for span in &source.rows {
+        if parsed >= DETECT_ROWS {
+            break;
+        }
+        let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(source.row_bytes(span)) else {
+            continue;
+        };
+        parsed += 1;
+        if first_turns.is_none() {
+            first_turns = obj
+                .get("messages")
+                .or_else(|| obj.get("conversations"))
+                .cloned();
+        }
+        keys.extend(obj.keys().cloned());
+    }
+    let detected = detect(&keys, first_turns.as_ref());
+    match (&opts.mapping, detected) {
+        (Some(file), detected) => file.resolve(detected.as_ref()),
+        (None, Some(m)) => Ok(m),
+        (None, None) if parsed == 0 => {
+            // Nothing parses: report the first row's own error.
+            let first = source.rows.first().map(|s| s.line).unwrap_or(1);
+            let text = source
+                .rows
+                .first()
+                .map(|s| String::from_utf8_lossy(source.row_bytes(s)).into_owned())
+                .unwrap_or_default();
+            let mapping = super::mapping::preset(super::mapping::Format::Alpaca);
+            let err = match Normalizer::new(&mapping).normalize(first, &text) {
+                Err(e) => e,
+                Ok(_) => RowError::new(first, None, "no record could be read"),
+            };
+            let mut err = err;
+            err.unit = source.unit;
+            Err(UserError::in_file(path, &err)
+                .with_hint("check that the file is JSON Lines, a JSON array, CSV or Parquet"))
+        }
+        (None, None) => {
+            let seen: Vec<&str> = keys.iter().map(String::as_str).collect();
+            Err(file_error(
+                path,
+                format!(
+                    "unknown record schema: fields seen: {}; expected Alpaca (instruction/output), \
+                     Dolly (instruction/response), ShareGPT (conversations), messages, \
+                     preference (prompt/chosen/rejected) or prompt/completion",
+                    seen.join(", ")
+                ),
+            )
+            .with_hint(
+                "pass --map map.toml with [columns] prompt/query/response or messages (see README)",
+            ))
+        }
+    }
+}
+
+/// The dataset's own id where present and unique, a content hash otherwise.
+fn assign_ids(
+    good: Vec<super::normalize::Normalized>,
+    rejects: &mut Vec<RowError>,
+    hash_ids: bool,
+    mapping: &Mapping,
+) -> (Vec<Record>, String) {
+    let id_col = mapping.columns.id.clone().unwrap_or_else(|| "id".into());
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(good.len());
+    let mut records = Vec::with_capacity(good.len());
+    let mut used_column = false;
+    let mut used_hash = false;
+    let mut pending_hash = Vec::new();
+    for n in good {
+        let mut record = n.record;
+        match n.source_id.filter(|_| !hash_ids) {
+            Some(id) => {
+                if let Some(first) = seen.get(&id) {
+                    rejects.push(RowError::new(
+                        record.line,
+                        Some(&id_col),
+                        format!("duplicate id \"{id}\" (first seen on line {first})"),
+                    ));
+                    continue;
+                }
+                seen.insert(id.clone(), record.line);
+                record.id = id;
+                used_column = true;
+            }
+            None => pending_hash.push(records.len()),
+        }
+        records.push(record);
+    }
+    // Hash ids go last so they can never collide with a real id.
+    for i in pending_hash {
+        let base = content_hash(&records[i]);
+        let mut id = base.clone();
+        let mut k = 2;
+        while seen.contains_key(&id) {
+            id = format!("{base}-{k}");
+            k += 1;
+        }
+        seen.insert(id.clone(), records[i].line);
+        records[i].id = id;
+        used_hash = true;
+    }
+    let source = match (used_column, used_hash) {
+        (true, false) => format!("column:{id_col}"),
+        (true, true) => format!("column:{id_col}+hash"),
+        _ => "hash".to_string(),
+    };
+    (records, source)
+}
+
+/// 16 hex digits of xxh3-128 over the conversation and preference answers.
+pub fn content_hash(r: &Record) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for m in &r.messages {
+        h.update(m.role.as_bytes());
+        h.update(&[0]);
+        h.update(m.content.as_bytes());
+        h.update(&[0]);
+    }
+    for extra in [&r.chosen, &r.rejected].into_iter().flatten() {
+        h.update(extra.as_bytes());
+        h.update(&[1]);
+    }
+    format!("{:016x}", h.digest128() as u64)
+}

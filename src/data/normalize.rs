@@ -1,0 +1,456 @@
+//! One parsed JSON row → one canonical [`Record`], with field-level errors.
+
+use serde_json::{Map, Value};
+
+use super::mapping::{Format, Formatting, Mapping};
+use super::record::{Message, Record};
+use crate::error::RowError;
+
+/// Turns rows into records according to a [`Mapping`].
+pub struct Normalizer<'a> {
+    pub mapping: &'a Mapping,
+    consumed: Vec<&'a str>,
+}
+
+/// A row's own id value, if it has one.
+pub struct Normalized {
+    pub record: Record,
+    pub source_id: Option<String>,
+}
+
+impl<'a> Normalizer<'a> {
+    pub fn new(mapping: &'a Mapping) -> Self {
+        let c = &mapping.columns;
+        let consumed = [
+            &c.id,
+            &c.prompt,
+            &c.query,
+            &c.response,
+            &c.system,
+            &c.history,
+            &c.messages,
+            &c.chosen,
+            &c.rejected,
+            &c.tools,
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect::<Vec<_>>();
+        let mut consumed = consumed;
+        if mapping.formatting == Formatting::Sharegpt {
+            // gleaner's own JSONL export writes these beside `messages`.
+            consumed.extend(["instruction", "input", "output"]);
+        }
+        Self { mapping, consumed }
+    }
+
+    pub fn normalize(&self, line: usize, raw: &str) -> Result<Normalized, RowError> {
+        let value: Value = serde_json::from_str(raw).map_err(|e| {
+            let msg = super::reader::strip_serde_position(&e.to_string());
+            let msg = if e.is_eof() {
+                format!("invalid JSON: {msg} (the row is cut short; is the file truncated?)")
+            } else {
+                format!("invalid JSON: {msg}")
+            };
+            RowError::new(line, None, msg)
+        })?;
+        let Value::Object(obj) = value else {
+            return Err(RowError::new(
+                line,
+                None,
+                format!("expected a JSON object, found {}", type_name(&value)),
+            ));
+        };
+        let row = Row { line, obj: &obj };
+        let mut record = match self.mapping.formatting {
+            Formatting::Alpaca => self.flat(&row)?,
+            Formatting::Sharegpt => self.turns(&row)?,
+        };
+        record.line = line;
+        record.raw = raw.to_string();
+        record.extras = obj
+            .iter()
+            .filter(|(k, v)| !self.consumed.contains(&k.as_str()) && is_scalar(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let source_id = match &self.mapping.columns.id {
+            Some(col) => row.id(col)?,
+            None => None,
+        };
+        Ok(Normalized { record, source_id })
+    }
+
+    /// Alpaca, Dolly, prompt/completion and preference rows.
+    fn flat(&self, row: &Row) -> Result<Record, RowError> {
+        let c = &self.mapping.columns;
+        let preference = self.mapping.format == Format::Preference;
+        let mut messages = Vec::new();
+        let system = match &c.system {
+            Some(col) => row.opt_str(col)?,
+            None => None,
+        };
+        if let Some(s) = &system {
+            messages.push(Message::new("system", s.clone()));
+        }
+        if let Some(col) = &c.history {
+            messages.extend(row.history(col)?);
+        }
+        let (instruction, prompt_turns) = match &c.prompt {
+            Some(col) if preference => row.text_or_turns(col, true, &self.mapping.tags)?,
+            Some(col) => (Some(row.req_str(col)?), Vec::new()),
+            None => (None, Vec::new()),
+        };
+        let input = match &c.query {
+            Some(col) => row.opt_str(col)?,
+            None => None,
+        };
+        if prompt_turns.is_empty() {
+            let mut user = instruction.clone().unwrap_or_default();
+            if let Some(i) = input.as_deref().filter(|i| !i.is_empty()) {
+                if !user.is_empty() {
+                    user.push('\n');
+                }
+                user.push_str(i);
+            }
+            messages.push(Message::new("user", user));
+        } else {
+            messages.extend(prompt_turns);
+        }
+        let (chosen, rejected) = if preference {
+            let chosen = self.answer(row, c.chosen.as_deref())?;
+            let rejected = self.answer(row, c.rejected.as_deref())?;
+            (chosen, rejected)
+        } else {
+            (None, None)
+        };
+        let response = match (&c.response, preference) {
+            (Some(col), _) if self.mapping.response_required && !preference => {
+                Some(row.req_str(col)?)
+            }
+            (Some(col), _) => row.opt_str(col)?,
+            (None, true) => chosen.clone(),
+            (None, false) => None,
+        };
+        if let Some(r) = &response {
+            messages.push(Message::new("assistant", r.clone()));
+        }
+        let mut record = Record {
+            system,
+            messages,
+            chosen,
+            rejected,
+            ..Record::default()
+        };
+        record.fill_single_turn(instruction, input);
+        Ok(record)
+    }
+
+    fn answer(&self, row: &Row, col: Option<&str>) -> Result<Option<String>, RowError> {
+        let Some(col) = col else { return Ok(None) };
+        let (text, turns) = row.text_or_turns(col, true, &self.mapping.tags)?;
+        Ok(text.or_else(|| {
+            turns
+                .iter()
+                .rev()
+                .find(|m| m.role == "assistant")
+                .or(turns.last())
+                .map(|m| m.content.clone())
+        }))
+    }
+
+    /// ShareGPT and OpenAI-messages rows.
+    fn turns(&self, row: &Row) -> Result<Record, RowError> {
+        let c = &self.mapping.columns;
+        let Some(col) = c.messages.as_deref() else {
+            return Err(RowError::new(
+                row.line,
+                None,
+                "mapping has no `messages` column for a turn-based format",
+            ));
+        };
+        let mut messages = Vec::new();
+        let system = match &c.system {
+            Some(sys) => row.opt_str(sys)?,
+            None => None,
+        };
+        if let Some(s) = &system {
+            messages.push(Message::new("system", s.clone()));
+        }
+        let value = row.get(col).ok_or_else(|| row.missing(col))?;
+        messages.extend(parse_turns(row.line, col, value, &self.mapping.tags)?);
+        if messages.iter().all(|m| m.role == "system") {
+            return Err(RowError::new(
+                row.line,
+                Some(col),
+                "conversation has no user or assistant turn",
+            ));
+        }
+        let system = system.or_else(|| {
+            messages
+                .iter()
+                .find(|m| m.role == "system")
+                .map(|m| m.content.clone())
+        });
+        let mut record = Record {
+            system,
+            messages,
+            ..Record::default()
+        };
+        // Keep an instruction/input split written by gleaner's export, if it matches.
+        let instruction = row.opt_str("instruction").ok().flatten();
+        let input = row.opt_str("input").ok().flatten();
+        let split_matches = match (&instruction, &input) {
+            (Some(i), inp) => {
+                let mut joined = i.clone();
+                if let Some(x) = inp.as_deref().filter(|x| !x.is_empty()) {
+                    if !joined.is_empty() {
+                        joined.push('\n');
+                    }
+                    joined.push_str(x);
+                }
+                record.first_user() == joined
+            }
+            _ => false,
+        };
+        if split_matches {
+            record.fill_single_turn(instruction, input);
+        } else {
+            record.fill_single_turn(None, None);
+        }
+        Ok(record)
+    }
+}
+
+struct Row<'a> {
+    line: usize,
+    obj: &'a Map<String, Value>,
+}
+
+impl Row<'_> {
+    fn get(&self, col: &str) -> Option<&Value> {
+        self.obj.get(col)
+    }
+
+    fn missing(&self, col: &str) -> RowError {
+        RowError::new(self.line, Some(col), "missing required field")
+    }
+
+    fn req_str(&self, col: &str) -> Result<String, RowError> {
+        match self.get(col) {
+            None | Some(Value::Null) => Err(self.missing(col)),
+            Some(v) => as_text(v).ok_or_else(|| wrong_type(self.line, col, "a string", v)),
+        }
+    }
+
+    fn opt_str(&self, col: &str) -> Result<Option<String>, RowError> {
+        match self.get(col) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => as_text(v)
+                .map(Some)
+                .ok_or_else(|| wrong_type(self.line, col, "a string", v)),
+        }
+    }
+
+    fn id(&self, col: &str) -> Result<Option<String>, RowError> {
+        match self.get(col) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+            Some(v) => Err(wrong_type(self.line, col, "a string or integer id", v)),
+        }
+    }
+
+    /// `[[question, answer], ...]` as in Alpaca's `history`.
+    fn history(&self, col: &str) -> Result<Vec<Message>, RowError> {
+        let pairs = match self.get(col) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(a)) => a,
+            Some(v) => {
+                return Err(wrong_type(
+                    self.line,
+                    col,
+                    "a list of [question, answer] pairs",
+                    v,
+                ));
+            }
+        };
+        let mut out = Vec::with_capacity(pairs.len() * 2);
+        for (i, pair) in pairs.iter().enumerate() {
+            let field = format!("{col}[{i}]");
+            match pair.as_array().map(Vec::as_slice) {
+                Some([Value::String(q), Value::String(a)]) => {
+                    out.push(Message::new("user", q.clone()));
+                    out.push(Message::new("assistant", a.clone()));
+                }
+                _ => {
+                    return Err(wrong_type(
+                        self.line,
+                        &field,
+                        "a [question, answer] pair of strings",
+                        pair,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A field that may be a plain string or a list of turns (TRL conversational form).
+    fn text_or_turns(
+        &self,
+        col: &str,
+        required: bool,
+        tags: &super::mapping::Tags,
+    ) -> Result<(Option<String>, Vec<Message>), RowError> {
+        match self.get(col) {
+            None | Some(Value::Null) if required => Err(self.missing(col)),
+            None | Some(Value::Null) => Ok((None, Vec::new())),
+            Some(Value::String(s)) => Ok((Some(s.clone()), Vec::new())),
+            Some(v @ Value::Array(_)) => Ok((None, parse_turns(self.line, col, v, tags)?)),
+            Some(v) => Err(wrong_type(
+                self.line,
+                col,
+                "a string or a list of messages",
+                v,
+            )),
+        }
+    }
+}
+
+fn parse_turns(
+    line: usize,
+    col: &str,
+    value: &Value,
+    tags: &super::mapping::Tags,
+) -> Result<Vec<Message>, RowError> {
+    let Value::Array(items) = value else {
+        return Err(wrong_type(line, col, "a list of messages", value));
+    };
+    if items.is_empty() {
+        return Err(RowError::new(line, Some(col), "conversation is empty"));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(turn) = item else {
+            return Err(wrong_type(
+                line,
+                &format!("{col}[{i}]"),
+                "a message object",
+                item,
+            ));
+        };
+        let role_field = format!("{col}[{i}].{}", tags.role_tag);
+        let role = match turn.get(&tags.role_tag) {
+            Some(Value::String(r)) => r.as_str(),
+            None | Some(Value::Null) => {
+                return Err(RowError::new(
+                    line,
+                    Some(&role_field),
+                    "missing required field",
+                ));
+            }
+            Some(v) => return Err(wrong_type(line, &role_field, "a string", v)),
+        };
+        let role = canonical_role(role, tags).ok_or_else(|| {
+            RowError::new(
+                line,
+                Some(&role_field),
+                format!(
+                    "unknown role \"{role}\" (expected one of {}, {}, {}, {}, {})",
+                    tags.user_tag,
+                    tags.assistant_tag,
+                    tags.system_tag,
+                    tags.observation_tag,
+                    tags.function_tag
+                ),
+            )
+        })?;
+        let content_field = format!("{col}[{i}].{}", tags.content_tag);
+        let content = match turn.get(&tags.content_tag) {
+            // Assistant turns that only call tools carry no content.
+            None | Some(Value::Null) if turn.contains_key("tool_calls") => String::new(),
+            None | Some(Value::Null) => {
+                return Err(RowError::new(
+                    line,
+                    Some(&content_field),
+                    "missing required field",
+                ));
+            }
+            Some(v) => {
+                content_text(v).ok_or_else(|| wrong_type(line, &content_field, "a string", v))?
+            }
+        };
+        out.push(Message::new(role, content));
+    }
+    Ok(out)
+}
+
+fn canonical_role(role: &str, tags: &super::mapping::Tags) -> Option<&'static str> {
+    let r = role;
+    if r == tags.user_tag || r == "user" || r == "human" {
+        Some("user")
+    } else if r == tags.assistant_tag || r == "assistant" || r == "gpt" {
+        Some("assistant")
+    } else if r == tags.system_tag || r == "system" {
+        Some("system")
+    } else if r == tags.observation_tag || r == "tool" || r == "observation" {
+        Some("tool")
+    } else if r == tags.function_tag || r == "function_call" || r == "function" {
+        Some("function_call")
+    } else {
+        None
+    }
+}
+
+/// Content is a string, or OpenAI's list of parts (`[{"type":"text","text":...}]`).
+fn content_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let texts: Option<Vec<&str>> = parts
+                .iter()
+                .map(|p| match p {
+                    Value::Object(o) => o.get("text").and_then(Value::as_str),
+                    Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect();
+            texts.map(|t| t.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+/// Text fields must be JSON strings: a number where text belongs usually means the
+/// columns are mapped wrong, and silently stringifying it would hide that.
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+fn wrong_type(line: usize, field: &str, expected: &str, found: &Value) -> RowError {
+    RowError::new(
+        line,
+        Some(field),
+        format!("expected {expected}, found {}", type_name(found)),
+    )
+}
+
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,386 @@
+//! A workspace directory: `gleaner.toml`, `snapshot.parquet`, `gleaner.db`,
+//! `sidecars/`, `exports/`, `logs/`, and `rejects.jsonl` when rows were skipped.
+//!
+//! Import builds everything in a temporary sibling directory and renames it into place,
+//! so a failed import writes nothing. The source file is only ever read.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::db::{Db, SCHEMA_VERSION};
+use crate::data::frame::records_to_frame;
+use crate::data::mapping::Mapping;
+use crate::data::reader::FileKind;
+use crate::data::{LoadOptions, load_dataset};
+use crate::error::{RowError, UserError, file_error, io_context};
+use crate::util::{current_user, now_rfc3339};
+
+pub const CONFIG_FILE: &str = "gleaner.toml";
+pub const SNAPSHOT_FILE: &str = "snapshot.parquet";
+pub const DB_FILE: &str = "gleaner.db";
+pub const REJECTS_FILE: &str = "rejects.jsonl";
+/// Rows per Parquet row group: small enough to fetch one row's text cheaply.
+pub const ROW_GROUP_ROWS: usize = 16_384;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkspaceInfo {
+    pub schema_version: i64,
+    pub created: String,
+    pub gleaner_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceInfo {
+    pub path: PathBuf,
+    pub size: u64,
+    pub modified: u64,
+    pub kind: FileKind,
+    pub rows: usize,
+    pub imported: usize,
+    pub rejected: usize,
+    pub id_source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkspaceConfig {
+    pub workspace: WorkspaceInfo,
+    pub source: SourceInfo,
+    pub mapping: Mapping,
+}
+
+pub struct Workspace {
+    pub dir: PathBuf,
+    pub config: WorkspaceConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub workspace: PathBuf,
+    pub rows: usize,
+    pub imported: usize,
+    pub rejected: usize,
+    pub format: String,
+    pub file_kind: String,
+    pub id_source: String,
+    pub rejects_file: Option<PathBuf>,
+}
+
+fn file_stamp(path: &Path) -> Result<(u64, u64), UserError> {
+    let meta = std::fs::metadata(path).map_err(|e| io_context(path, e))?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok((meta.len(), modified))
+}
+
+impl Workspace {
+    /// `data/train.jsonl` → `data/train.gleaner`.
+    pub fn default_dir_for(dataset: &Path) -> PathBuf {
+        let name = dataset
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dataset".into());
+        let stem = name
+            .split('.')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("dataset");
+        dataset.with_file_name(format!("{stem}.gleaner"))
+    }
+
+    pub fn is_workspace(dir: &Path) -> bool {
+        dir.join(CONFIG_FILE).is_file()
+    }
+
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(SNAPSHOT_FILE)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    pub fn sidecar_dir(&self) -> PathBuf {
+        self.dir.join("sidecars")
+    }
+
+    pub fn exports_dir(&self) -> PathBuf {
+        self.dir.join("exports")
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    pub fn db(&self) -> Result<Db, UserError> {
+        Db::open(&self.db_path())
+    }
+
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".gleaner").to_string())
+            .unwrap_or_default()
+    }
+
+    /// Whether the source file changed since it was imported.
+    pub fn source_changed(&self) -> bool {
+        match file_stamp(&self.config.source.path) {
+            Ok((size, modified)) => {
+                size != self.config.source.size || modified != self.config.source.modified
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn open(dir: &Path) -> Result<Self, UserError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            io_context(&path, e)
+                .with_hint("is this a gleaner workspace? create one with `gleaner import DATASET`")
+        })?;
+        let config: WorkspaceConfig = toml::from_str(&text)
+            .map_err(|e| file_error(&path, format!("invalid workspace config: {}", e.message())))?;
+        if config.workspace.schema_version > SCHEMA_VERSION {
+            return Err(file_error(
+                &path,
+                format!(
+                    "workspace schema version {} is newer than this gleaner supports ({SCHEMA_VERSION})",
+                    config.workspace.schema_version
+                ),
+            )
+            .with_hint("upgrade gleaner"));
+        }
+        let ws = Self {
+            dir: dir.to_path_buf(),
+            config,
+        };
+        // Opening the database applies any pending migration.
+        let db = ws.db()?;
+        if ws.config.workspace.schema_version < SCHEMA_VERSION {
+            let mut ws = ws;
+            ws.config.workspace.schema_version = db.version().unwrap_or(SCHEMA_VERSION);
+            ws.write_config(&ws.dir)?;
+            return Ok(ws);
+        }
+        Ok(ws)
+    }
+
+    fn write_config(&self, dir: &Path) -> Result<(), UserError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(&self.config)
+            .map_err(|e| file_error(&path, format!("cannot write config: {e}")))?;
+        let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
+        std::fs::write(&tmp, text).map_err(|e| io_context(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_context(&path, e))
+    }
+
+    /// Import `dataset` into a new workspace at `dir` (default: beside the dataset).
+    /// With `force`, an existing workspace gets a fresh snapshot and keeps its database.
+    pub fn import(
+        dataset: &Path,
+        dir: Option<&Path>,
+        opts: &LoadOptions,
+        force: bool,
+    ) -> Result<(Self, ImportReport), UserError> {
+        let dir = dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| Self::default_dir_for(dataset));
+        let existing = Self::is_workspace(&dir);
+        if existing && !force {
+            return Err(UserError::new(format!(
+                "workspace {} already exists",
+                dir.display()
+            ))
+            .with_hint(format!(
+                "open it with `gleaner open {}`, or re-import with --force (keeps decisions and votes)",
+                dir.display()
+            )));
+        }
+        if dir.exists() && !existing {
+            let empty = std::fs::read_dir(&dir)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            if !empty {
+                return Err(UserError::new(format!(
+                    "{} exists and is not a gleaner workspace",
+                    dir.display()
+                ))
+                .with_hint("choose another directory with -w DIR"));
+            }
+        }
+        let (size, modified) = file_stamp(dataset)?;
+        let loaded = load_dataset(dataset, opts)?;
+        let mut frame = records_to_frame(&loaded.records)
+            .map_err(|e| file_error(dataset, format!("cannot build the snapshot: {e}")))?;
+        let source_path = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
+        let config = WorkspaceConfig {
+            workspace: WorkspaceInfo {
+                schema_version: SCHEMA_VERSION,
+                created: now_rfc3339(),
+                gleaner_version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            source: SourceInfo {
+                path: source_path,
+                size,
+                modified,
+                kind: loaded.kind,
+                rows: loaded.total_rows,
+                imported: loaded.records.len(),
+                rejected: loaded.rejects.len(),
+                id_source: loaded.id_source.clone(),
+            },
+            mapping: loaded.mapping.clone(),
+        };
+        // Build in a staging directory next to the target, then move into place.
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| io_context(parent, e))?;
+        let staging = parent.join(format!(
+            ".{}.staging-{}",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&staging);
+        let built = (|| -> Result<(), UserError> {
+            std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
+            write_snapshot(&mut frame, &staging.join(SNAPSHOT_FILE))?;
+            if !loaded.rejects.is_empty() {
+                write_rejects(&staging.join(REJECTS_FILE), dataset, &loaded.rejects)?;
+            }
+            let ws = Self {
+                dir: staging.clone(),
+                config: config.clone(),
+            };
+            ws.write_config(&staging)?;
+            Ok(())
+        })();
+        if let Err(e) = built {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if existing {
+            for name in [SNAPSHOT_FILE, CONFIG_FILE] {
+                std::fs::rename(staging.join(name), dir.join(name))
+                    .map_err(|e| io_context(&dir.join(name), e))?;
+            }
+            let rejects = dir.join(REJECTS_FILE);
+            let _ = std::fs::remove_file(&rejects);
+            if staging.join(REJECTS_FILE).exists() {
+                std::fs::rename(staging.join(REJECTS_FILE), &rejects)
+                    .map_err(|e| io_context(&rejects, e))?;
+            }
+            let _ = std::fs::remove_dir_all(&staging);
+        } else {
+            if dir.exists() {
+                std::fs::remove_dir(&dir).map_err(|e| io_context(&dir, e))?;
+            }
+            std::fs::rename(&staging, &dir).map_err(|e| io_context(&dir, e))?;
+        }
+        let ws = Self {
+            dir: dir.clone(),
+            config,
+        };
+        for sub in [ws.sidecar_dir(), ws.exports_dir(), ws.log_dir()] {
+            std::fs::create_dir_all(&sub).map_err(|e| io_context(&sub, e))?;
+        }
+        let db = ws.db()?;
+        let detail = serde_json::json!({
+            "source": ws.config.source.path,
+            "rows": loaded.total_rows,
+            "imported": loaded.records.len(),
+            "rejected": loaded.rejects.len(),
+            "format": loaded.mapping.format.name(),
+            "reimport": existing,
+        });
+        db.audit(&current_user(), "import", &detail.to_string())
+            .map_err(|e| file_error(&ws.db_path(), e))?;
+        let report = ImportReport {
+            workspace: dir.clone(),
+            rows: loaded.total_rows,
+            imported: loaded.records.len(),
+            rejected: loaded.rejects.len(),
+            format: loaded.mapping.format.name().to_string(),
+            file_kind: loaded.kind.name().to_string(),
+            id_source: loaded.id_source,
+            rejects_file: (!loaded.rejects.is_empty()).then(|| dir.join(REJECTS_FILE)),
+        };
+        Ok((ws, report))
+    }
+
+    /// The snapshot, or only some of its columns.
+    pub fn read_frame(&self, columns: Option<&[&str]>) -> Result<DataFrame, UserError> {
+        let path = self.snapshot_path();
+        let file = std::fs::File::open(&path).map_err(|e| io_context(&path, e))?;
+        let mut reader = ParquetReader::new(file);
+        if let Some(cols) = columns {
+            reader = reader.with_columns(Some(cols.iter().map(|c| c.to_string()).collect()));
+        }
+        reader
+            .finish()
+            .map_err(|e| file_error(&path, format!("cannot read the snapshot: {e}")))
+    }
+
+    /// Rows `[offset, offset+len)` of the snapshot with the given columns.
+    pub fn read_rows(
+        &self,
+        offset: usize,
+        len: usize,
+        columns: Option<&[&str]>,
+    ) -> Result<DataFrame, UserError> {
+        let path = self.snapshot_path();
+        let file = std::fs::File::open(&path).map_err(|e| io_context(&path, e))?;
+        let mut reader = ParquetReader::new(file).with_slice(Some((offset, len)));
+        if let Some(cols) = columns {
+            reader = reader.with_columns(Some(cols.iter().map(|c| c.to_string()).collect()));
+        }
+        reader
+            .finish()
+            .map_err(|e| file_error(&path, format!("cannot read the snapshot: {e}")))
+    }
+
+    /// Number of rows, from the Parquet footer (no data read).
+    pub fn row_count(&self) -> Result<usize, UserError> {
+        let path = self.snapshot_path();
+        let file = std::fs::File::open(&path).map_err(|e| io_context(&path, e))?;
+        ParquetReader::new(file)
+            .num_rows()
+            .map_err(|e| file_error(&path, format!("cannot read the snapshot: {e}")))
+    }
+}
+
+fn write_snapshot(frame: &mut DataFrame, path: &Path) -> Result<(), UserError> {
+    let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
+    ParquetWriter::new(&file)
+        .with_compression(ParquetCompression::Lz4Raw)
+        .with_row_group_size(Some(ROW_GROUP_ROWS))
+        .finish(frame)
+        .map_err(|e| file_error(path, format!("cannot write the snapshot: {e}")))?;
+    file.sync_all().map_err(|e| io_context(path, e))
+}
+
+/// One JSON object per skipped row: where it was, why, and the row text when readable.
+fn write_rejects(path: &Path, dataset: &Path, rejects: &[RowError]) -> Result<(), UserError> {
+    use std::io::Write;
+    let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
+    let mut w = std::io::BufWriter::new(file);
+    for r in rejects {
+        let v = serde_json::json!({
+            "file": dataset,
+            r.unit: r.line,
+            "field": r.field,
+            "error": r.message,
+        });
+        writeln!(w, "{v}").map_err(|e| io_context(path, e))?;
+    }
+    w.flush().map_err(|e| io_context(path, e))
+}

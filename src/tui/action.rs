@@ -1,0 +1,79 @@
+//! Everything the UI can do is an `Action`. Keys map to actions by name (see
+//! `assets/keymap.toml`), tests push actions headlessly, and every action a user takes
+//! can be logged and replayed because the type is serializable.
+
+use serde::{Deserialize, Serialize};
+
+use super::jobs::JobOutput;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Quit,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    ColumnLeft,
+    ColumnRight,
+    /// Show or hide the reader pane.
+    ToggleReader,
+    /// Reader fills the screen (or back).
+    ZoomReader,
+    /// Move keyboard focus between table and reader.
+    FocusNext,
+    ReaderDown,
+    ReaderUp,
+    ReaderPageDown,
+    ReaderPageUp,
+    /// Start typing a search (`/`).
+    Search,
+    SearchNext,
+    SearchPrev,
+    /// Start typing a filter expression.
+    Filter,
+    ClearFilter,
+    SortAsc,
+    SortDesc,
+    /// Histogram / frequency table of the focused column (`F`).
+    Histogram,
+    ToggleMark,
+    ClearMarks,
+    ExportMarked,
+    Undo,
+    Redo,
+    Help,
+    /// Esc: close the overlay or input, cancel running view jobs.
+    Back,
+    /// Enter: confirm input, drill into a histogram bin, or open the reader.
+    Confirm,
+    ScrollDown,
+    ScrollUp,
+    InputChar(char),
+    InputBackspace,
+    /// Programmatic forms, for tests and scripting.
+    SetFilter(String),
+    SetSearch(String),
+    SortBy {
+        column: String,
+        descending: bool,
+    },
+    OpenHistogram(String),
+    Select(usize),
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    /// A background job finished (internal; never bound to a key).
+    #[serde(skip)]
+    JobDone(JobOutput),
+}
+
+impl Action {
+    /// Parse a keymap `run` name such as "page_down".
+    pub fn from_name(name: &str) -> Option<Action> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+}

@@ -1,0 +1,399 @@
+//! Background work for the UI. Each request runs on its own thread with a cancel flag;
+//! a newer request of the same kind cancels the older one (latest wins), and results
+//! carry a generation number so stale ones are dropped by the reducer.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use polars::prelude::*;
+
+use crate::data::export::{ExportFormat, export_frame};
+use crate::data::filter;
+use crate::data::frame::frame_to_records;
+use crate::data::record::Record;
+use crate::data::stats::{Distribution, distribution};
+use crate::store::workspace::ROW_GROUP_ROWS;
+
+/// What the UI reads: the snapshot file and where exports go.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub path: PathBuf,
+    pub exports: PathBuf,
+    pub rows: usize,
+}
+
+impl Snapshot {
+    fn read(&self, offset: usize, len: usize, columns: &[&str]) -> PolarsResult<DataFrame> {
+        let file = std::fs::File::open(&self.path)?;
+        ParquetReader::new(file)
+            .with_slice(Some((offset, len)))
+            .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
+            .finish()
+    }
+
+    pub fn schema(&self) -> PolarsResult<Schema> {
+        let file = std::fs::File::open(&self.path)?;
+        let df = ParquetReader::new(file).with_slice(Some((0, 0))).finish()?;
+        Ok(df.schema().as_ref().clone())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    Table,
+    Record,
+    View,
+    Search,
+    Histogram,
+    Export,
+}
+
+#[derive(Debug, Clone)]
+pub enum JobRequest {
+    /// Load the browse columns of every row.
+    Table {
+        columns: Vec<String>,
+    },
+    Record {
+        row: u32,
+    },
+    /// Recompute the visible rows: filter over all rows, then sort.
+    View {
+        generation: u64,
+        filter: Option<String>,
+        sort: Option<(String, bool)>,
+        table: Arc<DataFrame>,
+    },
+    Search {
+        generation: u64,
+        query: String,
+    },
+    Histogram {
+        generation: u64,
+        column: String,
+        view: Arc<Vec<u32>>,
+        table: Arc<DataFrame>,
+    },
+    Export {
+        rows: Vec<u32>,
+    },
+}
+
+impl JobRequest {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobRequest::Table { .. } => JobKind::Table,
+            JobRequest::Record { .. } => JobKind::Record,
+            JobRequest::View { .. } => JobKind::View,
+            JobRequest::Search { .. } => JobKind::Search,
+            JobRequest::Histogram { .. } => JobKind::Histogram,
+            JobRequest::Export { .. } => JobKind::Export,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum JobOutput {
+    Table(Result<Arc<DataFrame>, String>),
+    Record {
+        row: u32,
+        result: Result<Arc<Record>, String>,
+    },
+    View {
+        generation: u64,
+        result: Result<Arc<Vec<u32>>, String>,
+    },
+    Search {
+        generation: u64,
+        result: Result<Arc<Vec<u32>>, String>,
+    },
+    SearchProgress {
+        generation: u64,
+        done: usize,
+        total: usize,
+    },
+    Histogram {
+        generation: u64,
+        result: Result<Arc<Distribution>, String>,
+    },
+    Exported(Result<(PathBuf, usize), String>),
+}
+
+// Outputs hold frames; equality is only needed so `Action` can derive it.
+impl PartialEq for JobOutput {
+    fn eq(&self, _other: &Self) -> bool {
+        false
+    }
+}
+
+/// Runs requests on threads and hands results back over a channel.
+pub struct Jobs {
+    snapshot: Snapshot,
+    tx: Sender<JobOutput>,
+    pub rx: Receiver<JobOutput>,
+    running: HashMap<JobKind, Arc<AtomicBool>>,
+    /// Jobs started and not yet reported back.
+    pub in_flight: usize,
+}
+
+impl Jobs {
+    pub fn new(snapshot: Snapshot) -> Self {
+        let (tx, rx) = channel();
+        Self {
+            snapshot,
+            tx,
+            rx,
+            running: HashMap::new(),
+            in_flight: 0,
+        }
+    }
+
+    pub fn cancel(&mut self, kind: JobKind) {
+        if let Some(flag) = self.running.remove(&kind) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn start(&mut self, req: JobRequest) {
+        self.cancel(req.kind());
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.running.insert(req.kind(), cancel.clone());
+        let tx = self.tx.clone();
+        let snapshot = self.snapshot.clone();
+        self.in_flight += 1;
+        std::thread::spawn(move || {
+            let out = run(&snapshot, req, &cancel, &tx);
+            let _ = tx.send(out);
+        });
+    }
+
+    /// Count a received output as finished (progress reports do not finish a job).
+    pub fn note_received(&mut self, out: &JobOutput) {
+        if !matches!(out, JobOutput::SearchProgress { .. }) {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+fn err_string(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn run(
+    snapshot: &Snapshot,
+    req: JobRequest,
+    cancel: &AtomicBool,
+    tx: &Sender<JobOutput>,
+) -> JobOutput {
+    match req {
+        JobRequest::Table { columns } => {
+            let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
+            JobOutput::Table(
+                snapshot
+                    .read(0, snapshot.rows, &cols)
+                    .map(Arc::new)
+                    .map_err(err_string),
+            )
+        }
+        JobRequest::Record { row } => JobOutput::Record {
+            row,
+            result: load_record(snapshot, row).map(Arc::new),
+        },
+        JobRequest::View {
+            generation,
+            filter,
+            sort,
+            table,
+        } => JobOutput::View {
+            generation,
+            result: compute_view(snapshot, filter.as_deref(), sort.as_ref(), &table).map(Arc::new),
+        },
+        JobRequest::Search { generation, query } => JobOutput::Search {
+            generation,
+            result: search(snapshot, &query, cancel, |done| {
+                let _ = tx.send(JobOutput::SearchProgress {
+                    generation,
+                    done,
+                    total: snapshot.rows,
+                });
+            })
+            .map(Arc::new),
+        },
+        JobRequest::Histogram {
+            generation,
+            column,
+            view,
+            table,
+        } => JobOutput::Histogram {
+            generation,
+            result: histogram(&column, &view, &table).map(Arc::new),
+        },
+        JobRequest::Export { rows } => JobOutput::Exported(export_rows(snapshot, rows)),
+    }
+}
+
+pub fn load_record(snapshot: &Snapshot, row: u32) -> Result<Record, String> {
+    let schema = snapshot.schema().map_err(err_string)?;
+    let wanted = [
+        "id",
+        "source_line",
+        "system",
+        "instruction",
+        "input",
+        "output",
+        "chosen",
+        "rejected",
+        "messages",
+    ];
+    let cols: Vec<&str> = wanted.into_iter().filter(|c| schema.contains(c)).collect();
+    let df = snapshot.read(row as usize, 1, &cols).map_err(err_string)?;
+    frame_to_records(&df)
+        .map_err(err_string)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("row {row} not found"))
+}
+
+fn take_rows(table: &DataFrame, rows: &[u32]) -> PolarsResult<DataFrame> {
+    let idx = IdxCa::from_vec("idx".into(), rows.to_vec());
+    table.take(&idx)
+}
+
+pub fn compute_view(
+    snapshot: &Snapshot,
+    filter_src: Option<&str>,
+    sort: Option<&(String, bool)>,
+    table: &DataFrame,
+) -> Result<Vec<u32>, String> {
+    let mut rows: Vec<u32> = match filter_src {
+        None => (0..table.height() as u32).collect(),
+        Some(src) => {
+            let schema = snapshot.schema().map_err(err_string)?;
+            let f = filter::compile(src, &schema).map_err(err_string)?;
+            // Read only the columns the filter names, from the browse table when it has them.
+            let frame = if f.columns.iter().all(|c| table.schema().contains(c)) {
+                table
+                    .select(f.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>())
+                    .map_err(err_string)?
+            } else {
+                let cols: Vec<&str> = f.columns.iter().map(String::as_str).collect();
+                snapshot.read(0, snapshot.rows, &cols).map_err(err_string)?
+            };
+            let frame = if f.columns.is_empty() {
+                DataFrame::new(table.height(), vec![]).map_err(err_string)?
+            } else {
+                frame
+            };
+            filter::matching_rows(&frame, &f).map_err(err_string)?
+        }
+    };
+    if let Some((column, descending)) = sort {
+        let col = table.column(column).map_err(err_string)?;
+        let idx = IdxCa::from_vec("idx".into(), rows.clone());
+        let values = col
+            .as_materialized_series()
+            .take(&idx)
+            .map_err(err_string)?;
+        let order = values.arg_sort(
+            SortOptions::default()
+                .with_order_descending(*descending)
+                .with_nulls_last(true)
+                .with_maintain_order(true),
+        );
+        rows = order
+            .into_no_null_iter()
+            .map(|i| rows[i as usize])
+            .collect();
+    }
+    Ok(rows)
+}
+
+/// Rows whose id or any turn contains `query` (case-insensitive unless it has capitals).
+pub fn search(
+    snapshot: &Snapshot,
+    query: &str,
+    cancel: &AtomicBool,
+    progress: impl Fn(usize),
+) -> Result<Vec<u32>, String> {
+    let smart_case = query.chars().any(char::is_uppercase);
+    let needle = if smart_case {
+        query.to_string()
+    } else {
+        query.to_lowercase()
+    };
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
+    let hit = |text: &str| -> bool {
+        if smart_case {
+            finder.find(text.as_bytes()).is_some()
+        } else if text.is_ascii() {
+            finder.find(text.to_ascii_lowercase().as_bytes()).is_some()
+        } else {
+            finder.find(text.to_lowercase().as_bytes()).is_some()
+        }
+    };
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while offset < snapshot.rows {
+        if cancel.load(Ordering::Relaxed) {
+            return Err("cancelled".into());
+        }
+        let len = ROW_GROUP_ROWS.min(snapshot.rows - offset);
+        let df = snapshot
+            .read(offset, len, &["id", "messages"])
+            .map_err(err_string)?;
+        let ids = df
+            .column("id")
+            .map_err(err_string)?
+            .str()
+            .map_err(err_string)?
+            .clone();
+        let messages = df
+            .column("messages")
+            .map_err(err_string)?
+            .list()
+            .map_err(err_string)?
+            .clone();
+        for i in 0..df.height() {
+            let mut found = ids.get(i).is_some_and(&hit);
+            if !found && let Some(turns) = messages.get_as_series(i) {
+                let contents = turns
+                    .struct_()
+                    .and_then(|s| s.field_by_name("content"))
+                    .map_err(err_string)?;
+                found = contents
+                    .str()
+                    .map_err(err_string)?
+                    .iter()
+                    .flatten()
+                    .any(&hit);
+            }
+            if found {
+                out.push((offset + i) as u32);
+            }
+        }
+        offset += len;
+        progress(offset);
+    }
+    Ok(out)
+}
+
+fn histogram(column: &str, view: &[u32], table: &DataFrame) -> Result<Distribution, String> {
+    let frame =
+        take_rows(&table.select([column]).map_err(err_string)?, view).map_err(err_string)?;
+    let col = frame.column(column).map_err(err_string)?;
+    distribution(column, col, 20).map_err(err_string)
+}
+
+fn export_rows(snapshot: &Snapshot, mut rows: Vec<u32>) -> Result<(PathBuf, usize), String> {
+    rows.sort_unstable();
+    let file = std::fs::File::open(&snapshot.path).map_err(err_string)?;
+    let all = ParquetReader::new(file).finish().map_err(err_string)?;
+    let frame = take_rows(&all, &rows).map_err(err_string)?;
+    let stamp = crate::util::now_rfc3339().replace([':', '-'], "");
+    let out = snapshot.exports.join(format!("marked-{stamp}.jsonl"));
+    let report = export_frame(&frame, &out, ExportFormat::Jsonl).map_err(|e| e.message)?;
+    Ok((report.output, report.rows))
+}

@@ -1,0 +1,144 @@
+//! The virtualized browse table: only the rows on screen are built.
+
+use polars::prelude::*;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+
+use super::highlight_spans;
+use crate::tui::state::{AppState, Mode};
+
+fn cell_text(value: AnyValue) -> String {
+    match value {
+        AnyValue::Null => "·".into(),
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Float32(v) => format!("{v:.3}"),
+        AnyValue::Float64(v) => {
+            if v.fract() == 0.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.3}")
+            }
+        }
+        AnyValue::Boolean(b) => {
+            if b {
+                "yes".into()
+            } else {
+                "no".into()
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
+    let t = &s.theme;
+    let focused = s.mode != Mode::Reader;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::default().fg(if focused { t.accent } else { t.muted }));
+    let inner_height = block.inner(area).height.saturating_sub(1) as usize;
+    let query = s
+        .search
+        .as_ref()
+        .map(|x| x.query.as_str())
+        .filter(|q| !q.is_empty());
+    let matches = s.search.as_ref().and_then(|x| x.matches.clone());
+    let header_style = Style::default()
+        .fg(t.header_fg)
+        .bg(t.header_bg)
+        .add_modifier(Modifier::BOLD);
+    let mut header = vec![Cell::from(" ").style(header_style)];
+    let mut widths = vec![Constraint::Length(1)];
+    for (i, c) in s.columns.iter().enumerate() {
+        let mut title = c.title.clone();
+        if let Some((col, desc)) = &s.view.sort
+            && *col == c.name
+        {
+            title.push_str(if *desc { " ▼" } else { " ▲" });
+        }
+        let style = if i == s.col_focus && s.mode == Mode::Browse {
+            header_style.bg(t.focus_header_bg)
+        } else {
+            header_style
+        };
+        header.push(Cell::from(title).style(style));
+        widths.push(if c.width == 0 {
+            Constraint::Fill(1)
+        } else {
+            Constraint::Length(c.width)
+        });
+    }
+    let columns: Vec<Option<&Column>> = s
+        .columns
+        .iter()
+        .map(|c| s.table.column(&c.name).ok())
+        .collect();
+    let end = (s.offset + inner_height).min(s.view.rows.len());
+    let mut rows = Vec::with_capacity(end.saturating_sub(s.offset));
+    for pos in s.offset..end {
+        let row = s.view.rows[pos];
+        let marked = s.marks.contains(&row);
+        let is_match = matches
+            .as_ref()
+            .is_some_and(|m| m.binary_search(&row).is_ok());
+        let mut cells = vec![
+            Cell::from(if marked {
+                "●"
+            } else if is_match {
+                "›"
+            } else {
+                " "
+            })
+            .style(Style::default().fg(if marked { t.marked } else { t.match_bg })),
+        ];
+        for (spec, col) in s.columns.iter().zip(&columns) {
+            let text = col
+                .and_then(|c| c.get(row as usize).ok())
+                .map(cell_text)
+                .unwrap_or_default();
+            let cell = if spec.numeric {
+                Cell::from(Line::from(text).right_aligned())
+            } else if spec.width == 0 {
+                Cell::from(Line::from(highlight_spans(
+                    &text,
+                    query,
+                    Style::default(),
+                    t,
+                )))
+            } else {
+                Cell::from(Span::raw(text))
+            };
+            cells.push(cell);
+        }
+        let mut style = Style::default().fg(t.fg);
+        if pos == s.view.cursor {
+            style = style
+                .fg(t.selected_fg)
+                .bg(t.selected_bg)
+                .add_modifier(Modifier::BOLD);
+        } else if marked {
+            style = style.fg(t.marked);
+        }
+        rows.push(Row::new(cells).style(style));
+    }
+    if rows.is_empty() {
+        let msg = if s.view.filter.is_some() {
+            "no rows match the filter (ctrl-l clears it, u undoes)"
+        } else {
+            "no rows"
+        };
+        rows.push(Row::new(vec![
+            Cell::from(""),
+            Cell::from(Span::styled(msg, Style::default().fg(t.muted))),
+        ]));
+    }
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(header_style))
+        .column_spacing(1)
+        .block(block);
+    f.render_widget(table, area);
+}

@@ -38,6 +38,9 @@ pub struct Loaded {
 
 pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError> {
     let source = read_source(path)?;
+    if source.rows.is_empty() && source.broken.is_empty() {
+        return Err(file_error(path, "file is empty: no records found"));
+    }
     let unit = source.unit;
     let mapping = resolve_mapping(path, &source, opts)?;
     let normalizer = Normalizer::new(&mapping);

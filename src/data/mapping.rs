@@ -280,6 +280,7 @@ pub fn preset(format: Format) -> Mapping {
             Formatting::Sharegpt,
             Columns {
                 messages: col("messages"),
+                system: col("system"),
                 ..base
             },
             Tags::openai(),

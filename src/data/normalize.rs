@@ -169,16 +169,21 @@ impl<'a> Normalizer<'a> {
                 "mapping has no `messages` column for a turn-based format",
             ));
         };
-        let mut messages = Vec::new();
         let system = match &c.system {
             Some(sys) => row.opt_str(sys)?,
             None => None,
         };
-        if let Some(s) = &system {
+        let value = row.get(col).ok_or_else(|| row.missing(col))?;
+        let turns = parse_turns(row.line, col, value, &self.mapping.tags)?;
+        let mut messages = Vec::with_capacity(turns.len() + 1);
+        // A separate system field only adds a turn when the conversation has none.
+        if let Some(s) = system
+            .as_ref()
+            .filter(|_| !turns.iter().any(|m| m.role == "system"))
+        {
             messages.push(Message::new("system", s.clone()));
         }
-        let value = row.get(col).ok_or_else(|| row.missing(col))?;
-        messages.extend(parse_turns(row.line, col, value, &self.mapping.tags)?);
+        messages.extend(turns);
         if messages.iter().all(|m| m.role == "system") {
             return Err(RowError::new(
                 row.line,

@@ -25,7 +25,7 @@ pub fn help_lines(s: &AppState) -> Vec<Line<'static>> {
         for b in bindings {
             lines.push(Line::from(vec![
                 Span::styled(
-                    format!("  {:<22}", b.on.join(", ")),
+                    format!("  {:<26}", b.on.join(", ")),
                     Style::default().fg(t.key),
                 ),
                 Span::styled(b.desc.clone(), Style::default().fg(t.fg)),

@@ -1,0 +1,58 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use gleaner::data::{LoadOptions, Loaded, load_dataset};
+
+pub fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+pub fn load(path: &Path) -> Loaded {
+    match load_dataset(path, &LoadOptions::default()) {
+        Ok(l) => l,
+        Err(e) => panic!("load failed: {} / {:?}", e.message, e.hint),
+    }
+}
+
+pub fn load_err(path: &Path) -> String {
+    match load_dataset(path, &LoadOptions::default()) {
+        Ok(l) => panic!("expected an error, loaded {} records", l.records.len()),
+        Err(e) => e.message,
+    }
+}
+
+pub fn skip_bad(path: &Path) -> Loaded {
+    let opts = LoadOptions {
+        skip_bad_rows: true,
+        ..LoadOptions::default()
+    };
+    load_dataset(path, &opts).unwrap_or_else(|e| panic!("{}", e.message))
+}
+
+/// The demo dataset shipped in assets/.
+pub fn demo_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/demo.jsonl")
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        if let Ok(entries) = std::fs::read_dir(d) {
+            for e in entries.flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+                if p.is_dir() {
+                    walk(base, &p, out);
+                }
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

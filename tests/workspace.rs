@@ -1,0 +1,252 @@
+//! Workspace creation, reopening, durability settings, migrations, export round trips.
+
+mod common;
+
+use common::*;
+use gleaner::data::LoadOptions;
+use gleaner::data::export::{ExportFormat, export_frame};
+use gleaner::data::load_dataset;
+use gleaner::store::db::{Db, SCHEMA_VERSION};
+use gleaner::store::{Workspace, open_or_import};
+
+#[test]
+fn import_creates_the_layout_and_reopen_does_not_reparse() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "train.jsonl",
+        std::fs::read(demo_path()).unwrap(),
+    );
+    let (ws, report) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    assert_eq!(ws.dir, dir.path().join("train.gleaner"));
+    assert_eq!(report.imported, report.rows);
+    for f in [
+        "gleaner.toml",
+        "snapshot.parquet",
+        "gleaner.db",
+        "sidecars",
+        "exports",
+        "logs",
+    ] {
+        assert!(ws.dir.join(f).exists(), "missing {f}");
+    }
+    let toml = std::fs::read_to_string(ws.dir.join("gleaner.toml")).unwrap();
+    assert!(toml.contains("format = \"messages\""), "{toml}");
+    assert!(toml.contains("schema_version = 1"), "{toml}");
+
+    // Reopening reads the snapshot, not the source: make the source unreadable garbage.
+    std::fs::write(&p, b"garbage that would not parse").unwrap();
+    let (again, report) = open_or_import(&p, None, &LoadOptions::default()).unwrap();
+    assert!(report.is_none(), "no re-import");
+    assert!(again.source_changed());
+    assert_eq!(again.row_count().unwrap(), ws.row_count().unwrap());
+}
+
+#[test]
+fn database_is_wal_with_full_sync_and_an_audit_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "d.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n",
+    );
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    let db = ws.db().unwrap();
+    let mode: String = db
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = db
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "FULL");
+    assert_eq!(db.version().unwrap(), SCHEMA_VERSION);
+    let action: String = db
+        .conn
+        .query_row(
+            "SELECT action FROM audit_log ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(action, "import");
+    for table in ["runs", "decisions", "votes", "audit_log", "meta"] {
+        let n: i64 = db
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "table {table}");
+    }
+}
+
+#[test]
+fn old_database_is_migrated_and_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // A version-0 database (created before any migration) gets every migration.
+    rusqlite::Connection::open(&path).unwrap();
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.version().unwrap(), SCHEMA_VERSION);
+    db.set_meta("k", "v").unwrap();
+    drop(db);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(
+        db.meta("k").unwrap().as_deref(),
+        Some("v"),
+        "data survives reopening"
+    );
+    db.conn
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+        .unwrap();
+    drop(db);
+    let err = Db::open(&path).err().unwrap();
+    assert!(
+        err.message.contains("newer than this gleaner supports"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn existing_workspace_needs_force_and_force_keeps_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "d.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n",
+    );
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    ws.db().unwrap().set_meta("decision", "kept").unwrap();
+    let err = Workspace::import(&p, None, &LoadOptions::default(), false)
+        .err()
+        .unwrap();
+    assert!(err.message.contains("already exists"), "{}", err.message);
+    write(
+        dir.path(),
+        "d.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\":\"c\",\"output\":\"d\"}\n",
+    );
+    let (ws, report) = Workspace::import(&p, None, &LoadOptions::default(), true).unwrap();
+    assert_eq!(report.imported, 2);
+    assert_eq!(ws.row_count().unwrap(), 2);
+    assert_eq!(
+        ws.db().unwrap().meta("decision").unwrap().as_deref(),
+        Some("kept")
+    );
+}
+
+fn roundtrip(format: ExportFormat, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, _) = Workspace::import(
+        &demo_path(),
+        Some(&dir.path().join("ws")),
+        &LoadOptions::default(),
+        false,
+    )
+    .unwrap();
+    let frame = ws.read_frame(None).unwrap();
+    let out = dir.path().join(name);
+    let report = export_frame(&frame, &out, format).unwrap();
+    assert_eq!(report.rows, frame.height());
+    let original = load_dataset(&demo_path(), &LoadOptions::default())
+        .unwrap()
+        .records;
+    let again = load_dataset(&out, &LoadOptions::default()).unwrap().records;
+    assert_eq!(original.len(), again.len());
+    for (a, b) in original.iter().zip(&again) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.messages, b.messages, "{}", a.id);
+        assert_eq!(a.system, b.system, "{}", a.id);
+        assert_eq!(a.instruction, b.instruction, "{}", a.id);
+        assert_eq!(a.input, b.input, "{}", a.id);
+        assert_eq!(a.output, b.output, "{}", a.id);
+        assert_eq!(a.extras, b.extras, "{}", a.id);
+    }
+}
+
+#[test]
+fn export_round_trip_jsonl() {
+    roundtrip(ExportFormat::Jsonl, "out.jsonl");
+}
+
+#[test]
+fn export_round_trip_parquet() {
+    roundtrip(ExportFormat::Parquet, "out.parquet");
+}
+
+#[test]
+fn export_round_trip_messages_and_sharegpt() {
+    roundtrip(ExportFormat::Messages, "m.jsonl");
+    roundtrip(ExportFormat::Sharegpt, "s.jsonl");
+}
+
+#[test]
+fn alpaca_round_trip_keeps_instruction_input_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "a.jsonl",
+        "{\"instruction\":\"Translate\",\"input\":\"chat\",\"output\":\"cat\",\"history\":[[\"hi\",\"hello\"]]}\n{\"instruction\":\"Sum\",\"input\":\"1 2\",\"output\":\"3\",\"category\":\"math\"}\n",
+    );
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    let frame = ws.read_frame(None).unwrap();
+    for (format, file) in [
+        (ExportFormat::Alpaca, "out/alpaca.jsonl"),
+        (ExportFormat::Jsonl, "out/g.jsonl"),
+    ] {
+        let out = dir.path().join(file);
+        export_frame(&frame, &out, format).unwrap();
+        let a = load_dataset(&p, &LoadOptions::default()).unwrap().records;
+        let b = load_dataset(&out, &LoadOptions::default()).unwrap().records;
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.messages, y.messages);
+            assert_eq!(
+                (&x.instruction, &x.input, &x.output),
+                (&y.instruction, &y.input, &y.output)
+            );
+            assert_eq!(x.extras, y.extras);
+        }
+    }
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/dataset_info.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["alpaca"]["formatting"], "alpaca");
+    assert_eq!(info["alpaca"]["file_name"], "alpaca.jsonl");
+    assert_eq!(info["alpaca"]["columns"]["history"], "history");
+}
+
+#[test]
+fn sharegpt_export_writes_a_dataset_info_entry_beside_existing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, _) = Workspace::import(
+        &demo_path(),
+        Some(&dir.path().join("ws")),
+        &LoadOptions::default(),
+        false,
+    )
+    .unwrap();
+    write(
+        dir.path(),
+        "dataset_info.json",
+        "{\"other\": {\"file_name\": \"o.json\"}}",
+    );
+    let out = dir.path().join("chats.json");
+    export_frame(&ws.read_frame(None).unwrap(), &out, ExportFormat::Sharegpt).unwrap();
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("dataset_info.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        info["other"]["file_name"], "o.json",
+        "existing entries kept"
+    );
+    assert_eq!(info["chats"]["formatting"], "sharegpt");
+    assert_eq!(info["chats"]["tags"]["user_tag"], "human");
+}

@@ -120,10 +120,7 @@ impl App {
             .action_for(self.state.mode.keymap_name(), &name)
     }
 
-    pub fn draw<B: Backend>(&self, terminal: &mut Terminal<B>) -> std::io::Result<()>
-    where
-        std::io::Error: From<B::Error>,
-    {
+    pub fn draw<B: Backend>(&self, terminal: &mut Terminal<B>) -> Result<(), B::Error> {
         terminal.draw(|f| super::render::draw(f, &self.state))?;
         Ok(())
     }

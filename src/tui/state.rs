@@ -226,13 +226,13 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
         push(name, name, numeric, if numeric { 8 } else { 14 });
     }
     if has("n_turns") {
-        push("n_turns", "turns", true, 5);
+        push("n_turns", "turns", true, 7);
     }
     if has("prompt_chars") {
-        push("prompt_chars", "p.len", true, 6);
+        push("prompt_chars", "p.len", true, 7);
     }
     if has("response_chars") {
-        push("response_chars", "r.len", true, 6);
+        push("response_chars", "r.len", true, 7);
     }
     if has("preview_prompt") {
         push("preview_prompt", "prompt", false, 0);

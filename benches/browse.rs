@@ -32,7 +32,10 @@ fn main() {
     let t0 = Instant::now();
     let ws = Workspace::open(std::path::Path::new(&dir)).expect("workspace");
     let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).expect("app");
-    app.dispatch(Action::Resize { width: w, height: h });
+    app.dispatch(Action::Resize {
+        width: w,
+        height: h,
+    });
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     app.draw(&mut term).unwrap();
     let first_frame = t0.elapsed();
@@ -54,13 +57,27 @@ fn main() {
     }
     times.sort();
     let p = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
-    let parquet_mb = std::fs::metadata(ws.snapshot_path()).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let parquet_mb = std::fs::metadata(ws.snapshot_path())
+        .map(|m| m.len())
+        .unwrap_or(0) as f64
+        / 1e6;
     let rss = peak_rss_mb();
     let rss_limit = 1.5 * parquet_mb + 200.0;
     println!("rows                       {}", app.state.total_rows);
-    println!("open → first frame         {:.0} ms   (target ≤ 300 ms)", first_frame.as_secs_f64() * 1000.0);
-    println!("open → all rows loaded     {:.0} ms", loaded.as_secs_f64() * 1000.0);
-    println!("frame render p50/p99/max   {:.2} / {:.2} / {:.2} ms   (target p99 ≤ 5 ms)", p(0.5), p(0.99), p(1.0));
+    println!(
+        "open → first frame         {:.0} ms   (target ≤ 300 ms)",
+        first_frame.as_secs_f64() * 1000.0
+    );
+    println!(
+        "open → all rows loaded     {:.0} ms",
+        loaded.as_secs_f64() * 1000.0
+    );
+    println!(
+        "frame render p50/p99/max   {:.2} / {:.2} / {:.2} ms   (target p99 ≤ 5 ms)",
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    );
     println!(
         "peak RSS                   {rss:.0} MB   (target ≤ 1.5 × {parquet_mb:.0} MB snapshot + 200 MB = {rss_limit:.0} MB; ratio {:.2})",
         rss / rss_limit

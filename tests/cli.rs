@@ -8,33 +8,49 @@ use predicates::prelude::*;
 
 fn gleaner() -> Command {
     let mut c = Command::cargo_bin("gleaner").unwrap();
-    c.env("GLEANER_LOG", std::env::temp_dir().join("gleaner-cli-test.log"));
+    c.env(
+        "GLEANER_LOG",
+        std::env::temp_dir().join("gleaner-cli-test.log"),
+    );
     c
 }
 
 #[test]
 fn help_has_examples_on_every_command() {
-    gleaner().arg("--help").assert().success().stdout(predicate::str::contains("Examples:"));
+    gleaner()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:"));
     for cmd in ["open", "import", "stats", "export"] {
-        gleaner()
-            .args([cmd, "--help"])
-            .assert()
-            .success()
-            .stdout(predicate::str::contains("Examples:").and(predicate::str::contains("gleaner ")));
+        gleaner().args([cmd, "--help"]).assert().success().stdout(
+            predicate::str::contains("Examples:").and(predicate::str::contains("gleaner ")),
+        );
     }
 }
 
 #[test]
 fn import_then_stats_json() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "demo.jsonl", std::fs::read(demo_path()).unwrap());
+    let p = write(
+        dir.path(),
+        "demo.jsonl",
+        std::fs::read(demo_path()).unwrap(),
+    );
     gleaner()
         .arg("import")
         .arg(&p)
         .assert()
         .success()
-        .stdout(predicate::str::contains("imported 104 of 104 rows (messages format, jsonl)"));
-    let out = gleaner().arg("stats").arg(dir.path().join("demo.gleaner")).arg("--json").output().unwrap();
+        .stdout(predicate::str::contains(
+            "imported 104 of 104 rows (messages format, jsonl)",
+        ));
+    let out = gleaner()
+        .arg("stats")
+        .arg(dir.path().join("demo.gleaner"))
+        .arg("--json")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rows"], 104);
@@ -43,24 +59,41 @@ fn import_then_stats_json() {
     let mean = records.iter().map(|r| r.turns() as f64).sum::<f64>() / records.len() as f64;
     let got = v["numeric"]["n_turns"]["mean"].as_f64().unwrap();
     assert!((got - mean).abs() < 1e-9, "{got} vs {mean}");
-    let outputs: Vec<f64> = records.iter().filter_map(|r| r.output.as_ref()).map(|o| o.chars().count() as f64).collect();
+    let outputs: Vec<f64> = records
+        .iter()
+        .filter_map(|r| r.output.as_ref())
+        .map(|o| o.chars().count() as f64)
+        .collect();
     assert_eq!(v["lengths"]["output"]["n"], outputs.len());
-    assert_eq!(v["lengths"]["output"]["max"].as_f64().unwrap(), outputs.iter().cloned().fold(0.0, f64::max));
+    assert_eq!(
+        v["lengths"]["output"]["max"].as_f64().unwrap(),
+        outputs.iter().cloned().fold(0.0, f64::max)
+    );
     // Text output has the describe table.
-    gleaner()
-        .arg("stats")
-        .arg(&p)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("lengths (characters)").and(predicate::str::contains("category")));
+    gleaner().arg("stats").arg(&p).assert().success().stdout(
+        predicate::str::contains("lengths (characters)").and(predicate::str::contains("category")),
+    );
 }
 
 #[test]
 fn stats_on_a_plain_dataset_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "a.jsonl", "{\"instruction\":\"a\",\"output\":\"bb\",\"score\":3}\n{\"instruction\":\"c\",\"output\":\"dddd\",\"score\":5}\n");
-    let out = gleaner().arg("stats").arg(&p).arg("--json").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p = write(
+        dir.path(),
+        "a.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"bb\",\"score\":3}\n{\"instruction\":\"c\",\"output\":\"dddd\",\"score\":5}\n",
+    );
+    let out = gleaner()
+        .arg("stats")
+        .arg(&p)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["numeric"]["score"]["mean"], 4.0);
     assert_eq!(v["lengths"]["output"]["mean"], 3.0);
@@ -70,14 +103,24 @@ fn stats_on_a_plain_dataset_writes_nothing() {
 #[test]
 fn bad_input_is_one_line_plus_hint_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "bad.jsonl", "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\":\"c\",\"output\":[1]}\n");
+    let p = write(
+        dir.path(),
+        "bad.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\":\"c\",\"output\":[1]}\n",
+    );
     let out = gleaner().arg("import").arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains("bad.jsonl: line 2: field `output`"), "{err}");
-    assert!(lines[1].contains("hint:") && lines[1].contains("--skip-bad-rows"), "{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains("bad.jsonl: line 2: field `output`"),
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("hint:") && lines[1].contains("--skip-bad-rows"),
+        "{err}"
+    );
     assert!(!dir.path().join("bad.gleaner").exists());
     gleaner()
         .arg("import")
@@ -109,21 +152,37 @@ fn missing_file_and_unknown_flags() {
 fn export_filtered_alpaca_with_dataset_info() {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("w");
-    gleaner().arg("import").arg(demo_path()).arg("-w").arg(&ws).assert().success();
+    gleaner()
+        .arg("import")
+        .arg(demo_path())
+        .arg("-w")
+        .arg(&ws)
+        .assert()
+        .success();
     let out = dir.path().join("sft/train.jsonl");
     gleaner()
         .arg("export")
         .arg(&ws)
         .arg("-o")
         .arg(&out)
-        .args(["--format", "alpaca", "--filter", "category == \"coding\" and n_turns == 1"])
+        .args([
+            "--format",
+            "alpaca",
+            "--filter",
+            "category == \"coding\" and n_turns == 1",
+        ])
         .assert()
         .success()
         .stdout(predicate::str::contains("LLaMA-Factory entry"));
     let expected = load(&demo_path())
         .records
         .into_iter()
-        .filter(|r| r.turns() == 1 && r.extras.iter().any(|(k, v)| k == "category" && v == "coding"))
+        .filter(|r| {
+            r.turns() == 1
+                && r.extras
+                    .iter()
+                    .any(|(k, v)| k == "category" && v == "coding")
+        })
         .count();
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), expected);

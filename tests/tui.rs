@@ -434,3 +434,19 @@ fn resize_keeps_the_cursor_visible() {
     let last = f.records.last().unwrap().id.clone();
     assert!(s.contains(&last), "{s}");
 }
+
+#[test]
+fn reader_scroll_stops_at_the_end_and_comes_back_at_once() {
+    let mut f = fixture();
+    let pos = row_of(&f, "demo-068");
+    act(&mut f.app, [Action::Select(pos), Action::ZoomReader]);
+    act(&mut f.app, std::iter::repeat_n(Action::ReaderPageDown, 200));
+    let bottom = f.app.state.reader.scroll;
+    assert!(screen(&f.app).contains("[100%]"));
+    act(&mut f.app, [Action::ReaderUp]);
+    assert_eq!(
+        f.app.state.reader.scroll,
+        bottom - 1,
+        "one key scrolls back immediately"
+    );
+}

@@ -53,20 +53,79 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "model", "data", "answer", "question", "explain", "function", "value", "list",
-    "because", "example", "result", "first", "then", "which", "should", "between", "using",
-    "process", "system", "number", "people", "important", "different", "would", "about",
-    "write", "describe", "summary", "code", "python", "return", "error", "time", "water",
-    "history", "energy", "market", "language", "learning", "training", "quality", "simple",
-    "consider", "following", "steps", "however", "therefore", "approach", "analysis",
+    "the",
+    "model",
+    "data",
+    "answer",
+    "question",
+    "explain",
+    "function",
+    "value",
+    "list",
+    "because",
+    "example",
+    "result",
+    "first",
+    "then",
+    "which",
+    "should",
+    "between",
+    "using",
+    "process",
+    "system",
+    "number",
+    "people",
+    "important",
+    "different",
+    "would",
+    "about",
+    "write",
+    "describe",
+    "summary",
+    "code",
+    "python",
+    "return",
+    "error",
+    "time",
+    "water",
+    "history",
+    "energy",
+    "market",
+    "language",
+    "learning",
+    "training",
+    "quality",
+    "simple",
+    "consider",
+    "following",
+    "steps",
+    "however",
+    "therefore",
+    "approach",
+    "analysis",
 ];
 const VERBS: &[&str] = &[
-    "Explain", "Describe", "Write", "Summarize", "List", "Compare", "Translate", "Classify",
-    "Generate", "Rewrite",
+    "Explain",
+    "Describe",
+    "Write",
+    "Summarize",
+    "List",
+    "Compare",
+    "Translate",
+    "Classify",
+    "Generate",
+    "Rewrite",
 ];
 const CATEGORIES: &[&str] = &[
-    "open_qa", "closed_qa", "brainstorming", "classification", "summarization",
-    "information_extraction", "creative_writing", "general_qa", "coding",
+    "open_qa",
+    "closed_qa",
+    "brainstorming",
+    "classification",
+    "summarization",
+    "information_extraction",
+    "creative_writing",
+    "general_qa",
+    "coding",
 ];
 
 fn text(rng: &mut Rng, chars: usize, out: &mut String) {
@@ -113,10 +172,10 @@ fn main() -> std::io::Result<()> {
         let n = rng.lognormal(70.0, 0.6, 1_500.0);
         text(&mut rng, n, &mut instruction);
         if rng.unit() < 0.4 {
-            let n = rng.lognormal(150.0, 0.9, 6_000.0);
+            let n = rng.lognormal(100.0, 0.9, 6_000.0);
             text(&mut rng, n, &mut input);
         }
-        let n = rng.lognormal(450.0, 0.9, 12_000.0);
+        let n = rng.lognormal(300.0, 0.9, 12_000.0);
         text(&mut rng, n, &mut output);
         let category = rng.pick(CATEGORIES);
         match args.format.as_str() {

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::record::{Message, Record, preview};
 
-pub const PREVIEW_CHARS: usize = 160;
+/// Enough for the widest table cell; longer text is read in the reader pane.
+pub const PREVIEW_CHARS: usize = 120;
 
 /// Columns gleaner itself defines; a dataset field with one of these names is renamed.
 pub const RESERVED: &[&str] = &[
@@ -43,6 +44,18 @@ pub fn extra_column_name(field: &str) -> String {
 }
 
 pub fn records_to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
+    let extras = extra_specs(records);
+    records_to_frame_with(records, None, &extras)
+}
+
+/// Build the frame for `records`, taking `raw` text from `source` where records point
+/// into it, and typing the dataset's own fields as `extras` says (so that chunks of one
+/// import share a schema).
+pub fn records_to_frame_with(
+    records: &[Record],
+    source: Option<&[u8]>,
+    extras: &[ExtraSpec],
+) -> PolarsResult<DataFrame> {
     let n = records.len();
     let str_col = |name: &str, f: &dyn Fn(&Record) -> Option<&str>| {
         Column::new(name.into(), records.iter().map(f).collect::<Vec<_>>())
@@ -101,10 +114,17 @@ pub fn records_to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
             .map(|r| preview(r.first_assistant(), PREVIEW_CHARS))
             .collect::<Vec<_>>(),
     ));
-    columns.extend(extra_columns(records));
+    columns.extend(extra_columns(records, extras));
+    let raws: Vec<std::borrow::Cow<str>> = records
+        .iter()
+        .map(|r| match (r.raw_span, source) {
+            (Some((a, b)), Some(src)) => String::from_utf8_lossy(&src[a..b]),
+            _ => std::borrow::Cow::Borrowed(r.raw.as_str()),
+        })
+        .collect();
     columns.push(Column::new(
         "raw".into(),
-        records.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>(),
+        raws.iter().map(|r| r.as_ref()).collect::<Vec<&str>>(),
     ));
     DataFrame::new(n, columns)
 }
@@ -138,52 +158,94 @@ fn messages_column(records: &[Record]) -> PolarsResult<Column> {
     Ok(Series::from_arrow("messages".into(), Box::new(list))?.into_column())
 }
 
-/// Typed columns for the dataset's own scalar fields, named in first-seen order.
-fn extra_columns(records: &[Record]) -> Vec<Column> {
-    let mut names: Vec<&str> = Vec::new();
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtraKind {
+    Bool,
+    Int,
+    Float,
+    Text,
+}
+
+/// A dataset field kept as a column, typed from every row that has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraSpec {
+    pub name: String,
+    pub kind: ExtraKind,
+}
+
+/// The dataset's own scalar fields, in first-seen order, with one type each.
+pub fn extra_specs(records: &[Record]) -> Vec<ExtraSpec> {
+    let mut specs: Vec<ExtraSpec> = Vec::new();
     for r in records {
-        for (k, _) in &r.extras {
-            if !names.contains(&k.as_str()) {
-                names.push(k);
+        for (k, v) in &r.extras {
+            let kind = match v {
+                Value::Bool(_) => ExtraKind::Bool,
+                Value::Number(n) if n.is_i64() => ExtraKind::Int,
+                Value::Number(_) => ExtraKind::Float,
+                _ => ExtraKind::Text,
+            };
+            match specs.iter_mut().find(|s| &s.name == k) {
+                Some(s) => {
+                    s.kind = match (s.kind, kind) {
+                        (a, b) if a == b => a,
+                        (ExtraKind::Int, ExtraKind::Float) | (ExtraKind::Float, ExtraKind::Int) => {
+                            ExtraKind::Float
+                        }
+                        _ => ExtraKind::Text,
+                    }
+                }
+                None => specs.push(ExtraSpec {
+                    name: k.clone(),
+                    kind,
+                }),
             }
         }
     }
-    names
-        .into_iter()
-        .map(|name| {
-            let values: Vec<Option<&Value>> = records
-                .iter()
-                .map(|r| r.extras.iter().find(|(k, _)| k == name).map(|(_, v)| v))
-                .collect();
-            typed_column(&extra_column_name(name), &values)
-        })
-        .collect()
+    specs
 }
 
-fn typed_column(name: &str, values: &[Option<&Value>]) -> Column {
-    let present = || values.iter().flatten();
-    if present().all(|v| v.is_boolean()) {
-        let v: Vec<Option<bool>> = values.iter().map(|v| v.and_then(Value::as_bool)).collect();
-        return Column::new(name.into(), v);
-    }
-    if present().all(|v| v.is_i64()) {
-        let v: Vec<Option<i64>> = values.iter().map(|v| v.and_then(Value::as_i64)).collect();
-        return Column::new(name.into(), v);
-    }
-    if present().all(|v| v.is_number()) {
-        let v: Vec<Option<f64>> = values.iter().map(|v| v.and_then(Value::as_f64)).collect();
-        return Column::new(name.into(), v);
-    }
-    let v: Vec<Option<String>> = values
+fn extra_columns(records: &[Record], specs: &[ExtraSpec]) -> Vec<Column> {
+    specs
         .iter()
-        .map(|v| {
-            v.map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
+        .map(|spec| {
+            let name = spec.name.as_str();
+            let values = records
+                .iter()
+                .map(|r| r.extras.iter().find(|(k, _)| k == name).map(|(_, v)| v));
+            let col_name = extra_column_name(name);
+            match spec.kind {
+                ExtraKind::Bool => Column::new(
+                    col_name.into(),
+                    values
+                        .map(|v| v.and_then(Value::as_bool))
+                        .collect::<Vec<_>>(),
+                ),
+                ExtraKind::Int => Column::new(
+                    col_name.into(),
+                    values
+                        .map(|v| v.and_then(Value::as_i64))
+                        .collect::<Vec<_>>(),
+                ),
+                ExtraKind::Float => Column::new(
+                    col_name.into(),
+                    values
+                        .map(|v| v.and_then(Value::as_f64))
+                        .collect::<Vec<_>>(),
+                ),
+                ExtraKind::Text => Column::new(
+                    col_name.into(),
+                    values
+                        .map(|v| {
+                            v.map(|v| match v {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }
         })
-        .collect();
-    Column::new(name.into(), v)
+        .collect()
 }
 
 /// Columns of a snapshot frame that hold the dataset's own fields.

@@ -27,6 +27,8 @@ pub struct LoadOptions {
 
 pub struct Loaded {
     pub records: Vec<Record>,
+    /// The rows' JSON text; `Record::raw_span` indexes into it.
+    pub source: Vec<u8>,
     pub rejects: Vec<RowError>,
     pub mapping: Mapping,
     pub kind: FileKind,
@@ -37,7 +39,13 @@ pub struct Loaded {
 }
 
 pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError> {
+    let started = std::time::Instant::now();
     let source = read_source(path)?;
+    tracing::info!(
+        rows = source.rows.len(),
+        secs = started.elapsed().as_secs_f64(),
+        "read source"
+    );
     if source.rows.is_empty() && source.broken.is_empty() {
         return Err(file_error(path, "file is empty: no records found"));
     }
@@ -49,7 +57,10 @@ pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError
         .par_iter()
         .map(|span| {
             let text = std::str::from_utf8(source.row_bytes(span)).expect("checked by the reader");
-            normalizer.normalize(span.line, text)
+            normalizer.normalize(span.line, text).map(|mut n| {
+                n.record.raw_span = Some((span.start, span.end));
+                n
+            })
         })
         .collect();
     let total_rows = source.rows.len() + source.broken.len();
@@ -61,6 +72,7 @@ pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError
             Err(e) => rejects.push(e),
         }
     }
+    tracing::info!(secs = started.elapsed().as_secs_f64(), "normalized");
     let (records, id_source) = assign_ids(good, &mut rejects, opts.hash_ids, &mapping);
     for r in &mut rejects {
         r.unit = unit;
@@ -87,6 +99,7 @@ pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError
     }
     Ok(Loaded {
         records,
+        source: source.bytes,
         rejects,
         mapping,
         kind: source.kind,

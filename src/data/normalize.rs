@@ -68,7 +68,6 @@ impl<'a> Normalizer<'a> {
             Formatting::Sharegpt => self.turns(&row)?,
         };
         record.line = line;
-        record.raw = raw.to_string();
         record.extras = obj
             .iter()
             .filter(|(k, v)| !self.consumed.contains(&k.as_str()) && is_scalar(v))

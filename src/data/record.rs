@@ -34,8 +34,10 @@ pub struct Record {
     pub rejected: Option<String>,
     /// Top-level scalar fields the mapping did not consume (category, source, ...).
     pub extras: Vec<(String, Value)>,
-    /// The source row exactly as it was read (JSON text).
+    /// The source row exactly as it was read (JSON text). On import the text stays in
+    /// the source buffer and `raw_span` points at it, to avoid a copy per row.
     pub raw: String,
+    pub raw_span: Option<(usize, usize)>,
 }
 
 impl Record {

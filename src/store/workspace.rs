@@ -10,9 +10,10 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::db::{Db, SCHEMA_VERSION};
-use crate::data::frame::records_to_frame;
+use crate::data::frame::{extra_specs, records_to_frame_with};
 use crate::data::mapping::Mapping;
 use crate::data::reader::FileKind;
+use crate::data::record::Record;
 use crate::data::{LoadOptions, load_dataset};
 use crate::error::{RowError, UserError, file_error, io_context};
 use crate::util::{current_user, now_rfc3339};
@@ -215,9 +216,11 @@ impl Workspace {
             }
         }
         let (size, modified) = file_stamp(dataset)?;
-        let loaded = load_dataset(dataset, opts)?;
-        let mut frame = records_to_frame(&loaded.records)
-            .map_err(|e| file_error(dataset, format!("cannot build the snapshot: {e}")))?;
+        let started = std::time::Instant::now();
+        let mut loaded = load_dataset(dataset, opts)?;
+        let records = std::mem::take(&mut loaded.records);
+        let imported = records.len();
+        tracing::info!(secs = started.elapsed().as_secs_f64(), "loaded");
         let source_path = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
         let config = WorkspaceConfig {
             workspace: WorkspaceInfo {
@@ -231,7 +234,7 @@ impl Workspace {
                 modified,
                 kind: loaded.kind,
                 rows: loaded.total_rows,
-                imported: loaded.records.len(),
+                imported,
                 rejected: loaded.rejects.len(),
                 id_source: loaded.id_source.clone(),
             },
@@ -253,7 +256,8 @@ impl Workspace {
         let _ = std::fs::remove_dir_all(&staging);
         let built = (|| -> Result<(), UserError> {
             std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
-            write_snapshot(&mut frame, &staging.join(SNAPSHOT_FILE))?;
+            write_snapshot(records, &loaded.source, &staging.join(SNAPSHOT_FILE))?;
+            tracing::info!(secs = started.elapsed().as_secs_f64(), "snapshot written");
             if !loaded.rejects.is_empty() {
                 write_rejects(&staging.join(REJECTS_FILE), dataset, &loaded.rejects)?;
             }
@@ -297,7 +301,7 @@ impl Workspace {
         let detail = serde_json::json!({
             "source": ws.config.source.path,
             "rows": loaded.total_rows,
-            "imported": loaded.records.len(),
+            "imported": imported,
             "rejected": loaded.rejects.len(),
             "format": loaded.mapping.format.name(),
             "reimport": existing,
@@ -307,7 +311,7 @@ impl Workspace {
         let report = ImportReport {
             workspace: dir.clone(),
             rows: loaded.total_rows,
-            imported: loaded.records.len(),
+            imported,
             rejected: loaded.rejects.len(),
             format: loaded.mapping.format.name().to_string(),
             file_kind: loaded.kind.name().to_string(),
@@ -358,13 +362,56 @@ impl Workspace {
     }
 }
 
-fn write_snapshot(frame: &mut DataFrame, path: &Path) -> Result<(), UserError> {
+/// Rows per frame built and written at once: bounds memory on large imports.
+const WRITE_CHUNK: usize = 4 * ROW_GROUP_ROWS;
+
+/// Write the snapshot chunk by chunk: frames for a few chunks are built in parallel,
+/// then written in order; each chunk's text is freed once written.
+fn write_snapshot(records: Vec<Record>, source: &[u8], path: &Path) -> Result<(), UserError> {
+    use rayon::prelude::*;
+    let fail = |e: PolarsError| file_error(path, format!("cannot write the snapshot: {e}"));
+    let extras = extra_specs(&records);
     let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
-    ParquetWriter::new(&file)
-        .with_compression(ParquetCompression::Lz4Raw)
-        .with_row_group_size(Some(ROW_GROUP_ROWS))
-        .finish(frame)
-        .map_err(|e| file_error(path, format!("cannot write the snapshot: {e}")))?;
+    let mut writer = None;
+    let mut rows = records.into_iter();
+    let group = rayon::current_num_threads().max(1);
+    loop {
+        let chunks: Vec<Vec<Record>> = (0..group)
+            .map(|_| rows.by_ref().take(WRITE_CHUNK).collect::<Vec<_>>())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if chunks.is_empty() {
+            break;
+        }
+        let t = std::time::Instant::now();
+        let frames: Vec<DataFrame> = chunks
+            .into_par_iter()
+            .map(|chunk| records_to_frame_with(&chunk, Some(source), &extras))
+            .collect::<PolarsResult<_>>()
+            .map_err(fail)?;
+        tracing::debug!(secs = t.elapsed().as_secs_f64(), "frames built");
+        let t = std::time::Instant::now();
+        for frame in frames {
+            if writer.is_none() {
+                writer = Some(
+                    ParquetWriter::new(&file)
+                        .with_compression(ParquetCompression::Lz4Raw)
+                        .with_row_group_size(Some(ROW_GROUP_ROWS))
+                        .batched(&frame.schema())
+                        .map_err(fail)?,
+                );
+            }
+            writer
+                .as_mut()
+                .expect("set above")
+                .write_batch(&frame)
+                .map_err(fail)?;
+        }
+        tracing::debug!(secs = t.elapsed().as_secs_f64(), "frames written");
+    }
+    if let Some(w) = writer {
+        w.finish().map_err(fail)?;
+    }
     file.sync_all().map_err(|e| io_context(path, e))
 }
 

@@ -15,6 +15,10 @@ pub enum Effect {
 pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
     let mut fx = Vec::new();
     let before_row = s.current_row();
+    let scrolls_reader = matches!(
+        action,
+        Action::ReaderDown | Action::ReaderPageDown | Action::ScrollDown | Action::Resize { .. }
+    );
     if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) {
         // A fresh keypress clears a stale status message.
         if matches!(s.status, Some((_, Level::Info))) {
@@ -41,6 +45,9 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
         _ => common(s, action, &mut fx),
     }
     clamp(s);
+    if scrolls_reader {
+        clamp_reader(s);
+    }
     if s.current_row() != before_row || (s.show_reader && s.reader.row != s.current_row()) {
         request_record(s, &mut fx);
     }
@@ -544,6 +551,15 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
         JobOutput::Exported(Err(e)) => {
             s.status = Some((format!("export failed: {e}"), Level::Error))
         }
+    }
+}
+
+/// Stop the reader scrolling past the end of the sample.
+fn clamp_reader(s: &mut AppState) {
+    if let Some(record) = &s.reader.record {
+        let (width, height) = s.reader_inner();
+        let total = super::render::reader::line_count(record, width);
+        s.reader.scroll = s.reader.scroll.min(total.saturating_sub(height));
     }
 }
 

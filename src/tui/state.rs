@@ -197,6 +197,20 @@ impl AppState {
         table.saturating_sub(3).max(1) // borders + header
     }
 
+    /// Text width and height inside the reader pane (matches the layout in `render`).
+    pub fn reader_inner(&self) -> (usize, usize) {
+        let body = self.height.saturating_sub(2) as usize;
+        let pane = if self.zoom {
+            body
+        } else {
+            body - (body * 55).div_ceil(100)
+        };
+        (
+            self.width.saturating_sub(3) as usize,
+            pane.saturating_sub(2).max(1),
+        )
+    }
+
     pub fn focused_column(&self) -> Option<&ColumnSpec> {
         self.columns.get(self.col_focus)
     }

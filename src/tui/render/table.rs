@@ -72,12 +72,19 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
             Constraint::Length(c.width)
         });
     }
-    let columns: Vec<Option<&Column>> = s
+    let end = (s.offset + inner_height).min(s.view.rows.len());
+    // Gather the visible rows once: random access into a many-chunk column is slow.
+    let visible = IdxCa::from_vec("idx".into(), s.view.rows[s.offset.min(end)..end].to_vec());
+    let page: Vec<Option<Column>> = s
         .columns
         .iter()
-        .map(|c| s.table.column(&c.name).ok())
+        .map(|c| {
+            s.table
+                .column(&c.name)
+                .ok()
+                .and_then(|col| col.take(&visible).ok())
+        })
         .collect();
-    let end = (s.offset + inner_height).min(s.view.rows.len());
     let mut rows = Vec::with_capacity(end.saturating_sub(s.offset));
     for pos in s.offset..end {
         let row = s.view.rows[pos];
@@ -95,9 +102,10 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
             })
             .style(Style::default().fg(if marked { t.marked } else { t.match_bg })),
         ];
-        for (spec, col) in s.columns.iter().zip(&columns) {
+        for (spec, col) in s.columns.iter().zip(&page) {
             let text = col
-                .and_then(|c| c.get(row as usize).ok())
+                .as_ref()
+                .and_then(|c| c.get(pos - s.offset).ok())
                 .map(cell_text)
                 .unwrap_or_default();
             let cell = if spec.numeric {

@@ -43,6 +43,7 @@ fn main() {
     let loaded = t0.elapsed();
 
     let mut times = Vec::new();
+    let mut by_kind: std::collections::BTreeMap<&str, Vec<Duration>> = Default::default();
     for i in 0..3000 {
         let action = match i % 10 {
             0 => Action::PageDown,
@@ -53,7 +54,27 @@ fn main() {
         app.pump();
         let t = Instant::now();
         app.draw(&mut term).unwrap();
+        let kind = match i % 10 {
+            0 => "page",
+            5 => "column",
+            _ => "row",
+        };
+        let kind = if app.state.reader.record.is_some() {
+            kind
+        } else {
+            "loading"
+        };
+        by_kind.entry(kind).or_default().push(t.elapsed());
         times.push(t.elapsed());
+    }
+    for (k, v) in &mut by_kind {
+        v.sort();
+        let p99 = v[((v.len() - 1) as f64 * 0.99) as usize];
+        eprintln!(
+            "  {k:<8} n={:<5} p99 {:.2} ms",
+            v.len(),
+            p99.as_secs_f64() * 1000.0
+        );
     }
     times.sort();
     let p = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Condvar, Mutex};
 
 use polars::prelude::*;
 
@@ -137,6 +138,9 @@ pub struct Jobs {
     running: HashMap<JobKind, Arc<AtomicBool>>,
     /// Jobs started and not yet reported back.
     pub in_flight: usize,
+    /// The newest record request, taken by the record loader thread.
+    record_slot: Arc<(Mutex<Option<u32>>, Condvar)>,
+    record_loader: bool,
 }
 
 impl Jobs {
@@ -148,7 +152,30 @@ impl Jobs {
             rx,
             running: HashMap::new(),
             in_flight: 0,
+            record_slot: Arc::new((Mutex::new(None), Condvar::new())),
+            record_loader: false,
         }
+    }
+
+    /// Record loads go to one long-lived thread that only ever loads the newest request:
+    /// holding `j` does not queue a read per row, and rows of the same row group come
+    /// from its cache.
+    fn request_record(&mut self, row: u32) {
+        if !self.record_loader {
+            self.record_loader = true;
+            let slot = self.record_slot.clone();
+            let tx = self.tx.clone();
+            let snapshot = self.snapshot.clone();
+            std::thread::spawn(move || record_loader(snapshot, slot, tx));
+        }
+        let (lock, cv) = &*self.record_slot;
+        let mut pending = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.replace(row).is_some() {
+            // The replaced request will never report back.
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        self.in_flight += 1;
+        cv.notify_one();
     }
 
     pub fn cancel(&mut self, kind: JobKind) {
@@ -158,6 +185,10 @@ impl Jobs {
     }
 
     pub fn start(&mut self, req: JobRequest) {
+        if let JobRequest::Record { row } = req {
+            self.request_record(row);
+            return;
+        }
         self.cancel(req.kind());
         let cancel = Arc::new(AtomicBool::new(false));
         self.running.insert(req.kind(), cancel.clone());
@@ -194,13 +225,17 @@ fn run(
             JobOutput::Table(
                 snapshot
                     .read(0, snapshot.rows, &cols)
-                    .map(Arc::new)
+                    .map(|mut df| {
+                        // One chunk per column: gathers for each frame stay O(visible rows).
+                        df.rechunk_mut();
+                        Arc::new(df)
+                    })
                     .map_err(err_string),
             )
         }
         JobRequest::Record { row } => JobOutput::Record {
             row,
-            result: load_record(snapshot, row).map(Arc::new),
+            result: load_record(snapshot, row, &mut None).map(Arc::new),
         },
         JobRequest::View {
             generation,
@@ -235,22 +270,63 @@ fn run(
     }
 }
 
-pub fn load_record(snapshot: &Snapshot, row: u32) -> Result<Record, String> {
-    let schema = snapshot.schema().map_err(err_string)?;
-    let wanted = [
-        "id",
-        "source_line",
-        "system",
-        "instruction",
-        "input",
-        "output",
-        "chosen",
-        "rejected",
-        "messages",
-    ];
-    let cols: Vec<&str> = wanted.into_iter().filter(|c| schema.contains(c)).collect();
-    let df = snapshot.read(row as usize, 1, &cols).map_err(err_string)?;
-    frame_to_records(&df)
+fn record_loader(
+    snapshot: Snapshot,
+    slot: Arc<(Mutex<Option<u32>>, Condvar)>,
+    tx: Sender<JobOutput>,
+) {
+    let mut cache = None;
+    loop {
+        let row = {
+            let (lock, cv) = &*slot;
+            let mut pending = lock.lock().unwrap_or_else(|e| e.into_inner());
+            while pending.is_none() {
+                pending = cv.wait(pending).unwrap_or_else(|e| e.into_inner());
+            }
+            pending.take().expect("checked")
+        };
+        let result = load_record(&snapshot, row, &mut cache).map(Arc::new);
+        if tx.send(JobOutput::Record { row, result }).is_err() {
+            return; // the app is gone
+        }
+    }
+}
+
+/// The row group a record was last read from: (first row, its rows).
+pub type RowGroupCache = Option<(usize, DataFrame)>;
+
+/// One record by snapshot row, reading (and caching) its whole row group.
+pub fn load_record(
+    snapshot: &Snapshot,
+    row: u32,
+    cache: &mut RowGroupCache,
+) -> Result<Record, String> {
+    let row = row as usize;
+    if row >= snapshot.rows {
+        return Err(format!("row {row} not found"));
+    }
+    let start = row - row % ROW_GROUP_ROWS;
+    let cached = matches!(cache, Some((s, _)) if *s == start);
+    if !cached {
+        let schema = snapshot.schema().map_err(err_string)?;
+        let wanted = [
+            "id",
+            "source_line",
+            "system",
+            "instruction",
+            "input",
+            "output",
+            "chosen",
+            "rejected",
+            "messages",
+        ];
+        let cols: Vec<&str> = wanted.into_iter().filter(|c| schema.contains(c)).collect();
+        let len = ROW_GROUP_ROWS.min(snapshot.rows - start);
+        let df = snapshot.read(start, len, &cols).map_err(err_string)?;
+        *cache = Some((start, df));
+    }
+    let (_, group) = cache.as_ref().expect("filled above");
+    frame_to_records(&group.slice((row - start) as i64, 1))
         .map_err(err_string)?
         .into_iter()
         .next()

@@ -450,3 +450,51 @@ fn reader_scroll_stops_at_the_end_and_comes_back_at_once() {
         "one key scrolls back immediately"
     );
 }
+
+#[test]
+fn empty_view_survives_every_key() {
+    let mut f = fixture();
+    act(
+        &mut f.app,
+        [
+            Action::SetSearch("composting".into()),
+            Action::SetFilter("n_turns > 100".into()),
+        ],
+    );
+    assert!(f.app.state.view.rows.is_empty());
+    act(
+        &mut f.app,
+        [
+            Action::Down,
+            Action::Up,
+            Action::PageDown,
+            Action::Bottom,
+            Action::SearchNext,
+            Action::SearchPrev,
+            Action::ToggleMark,
+            Action::ZoomReader,
+            Action::ReaderPageDown,
+            Action::Back,
+            Action::SortAsc,
+            Action::Histogram,
+            Action::Confirm,
+            Action::Back,
+            Action::ExportMarked,
+            Action::Resize {
+                width: 20,
+                height: 4,
+            },
+        ],
+    );
+    let s = screen(&f.app);
+    assert!(s.contains("gleaner"), "{s}");
+    act(
+        &mut f.app,
+        [Action::Resize {
+            width: 110,
+            height: 32,
+        }],
+    );
+    let s = screen(&f.app);
+    assert!(s.contains("no rows match the filter"), "{s}");
+}

@@ -179,25 +179,38 @@ fn assign_ids(
     hash_ids: bool,
     mapping: &Mapping,
 ) -> (Vec<Record>, String) {
+    type FastMap<'a> = HashMap<&'a str, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
     let id_col = mapping.columns.id.clone().unwrap_or_else(|| "id".into());
-    let mut seen: HashMap<String, usize> = HashMap::with_capacity(good.len());
+    // Pass 1, borrowing: which rows repeat an id seen earlier.
+    let mut duplicate = vec![false; good.len()];
+    {
+        let mut first: FastMap = HashMap::with_capacity_and_hasher(good.len(), Default::default());
+        for (i, n) in good.iter().enumerate() {
+            let Some(id) = n.source_id.as_deref().filter(|_| !hash_ids) else {
+                continue;
+            };
+            if let Some(line) = first.get(id) {
+                rejects.push(RowError::new(
+                    n.record.line,
+                    Some(&id_col),
+                    format!("duplicate id \"{id}\" (first seen on line {line})"),
+                ));
+                duplicate[i] = true;
+            } else {
+                first.insert(id, n.record.line);
+            }
+        }
+    }
     let mut records = Vec::with_capacity(good.len());
-    let mut used_column = false;
-    let mut used_hash = false;
     let mut pending_hash = Vec::new();
-    for n in good {
+    let mut used_column = false;
+    for (n, dup) in good.into_iter().zip(duplicate) {
+        if dup {
+            continue;
+        }
         let mut record = n.record;
         match n.source_id.filter(|_| !hash_ids) {
             Some(id) => {
-                if let Some(first) = seen.get(&id) {
-                    rejects.push(RowError::new(
-                        record.line,
-                        Some(&id_col),
-                        format!("duplicate id \"{id}\" (first seen on line {first})"),
-                    ));
-                    continue;
-                }
-                seen.insert(id.clone(), record.line);
                 record.id = id;
                 used_column = true;
             }
@@ -205,18 +218,26 @@ fn assign_ids(
         }
         records.push(record);
     }
-    // Hash ids go last so they can never collide with a real id.
-    for i in pending_hash {
-        let base = content_hash(&records[i]);
-        let mut id = base.clone();
-        let mut k = 2;
-        while seen.contains_key(&id) {
-            id = format!("{base}-{k}");
-            k += 1;
+    let used_hash = !pending_hash.is_empty();
+    if used_hash {
+        // Hash ids go last so they can never collide with a real id.
+        let mut taken: std::collections::HashSet<String, xxhash_rust::xxh3::Xxh3DefaultBuilder> =
+            records
+                .iter()
+                .filter(|r| !r.id.is_empty())
+                .map(|r| r.id.clone())
+                .collect();
+        for i in pending_hash {
+            let base = content_hash(&records[i]);
+            let mut id = base.clone();
+            let mut k = 2;
+            while taken.contains(&id) {
+                id = format!("{base}-{k}");
+                k += 1;
+            }
+            taken.insert(id.clone());
+            records[i].id = id;
         }
-        seen.insert(id.clone(), records[i].line);
-        records[i].id = id;
-        used_hash = true;
     }
     let source = match (used_column, used_hash) {
         (true, false) => format!("column:{id_col}"),

@@ -416,6 +416,10 @@ fn jump_match(s: &mut AppState, forward: bool) {
         return;
     }
     let n = s.view.rows.len();
+    if n == 0 {
+        s.status = Some(("no rows in the current view".into(), Level::Info));
+        return;
+    }
     let is_match = |pos: usize| matches.binary_search(&s.view.rows[pos]).is_ok();
     let found = if forward {
         (s.view.cursor + 1..n)

@@ -133,20 +133,32 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
         }
         rows.push(Row::new(cells).style(style));
     }
-    if rows.is_empty() {
-        let msg = if s.view.filter.is_some() {
-            "no rows match the filter (ctrl-l clears it, u undoes)"
-        } else {
-            "no rows"
-        };
-        rows.push(Row::new(vec![
-            Cell::from(""),
-            Cell::from(Span::styled(msg, Style::default().fg(t.muted))),
-        ]));
-    }
+    let empty = rows.is_empty();
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(header_style))
         .column_spacing(1)
         .block(block);
     f.render_widget(table, area);
+    if empty {
+        let msg = if s.view.filter.is_some() {
+            "no rows match the filter (ctrl-l clears it, u undoes)"
+        } else {
+            "no rows"
+        };
+        let inner = Block::default().borders(Borders::ALL).inner(area);
+        if inner.height > 1 {
+            let line = Rect {
+                y: inner.y + 1,
+                height: 1,
+                ..inner
+            };
+            f.render_widget(
+                ratatui::widgets::Paragraph::new(Span::styled(
+                    format!("  {msg}"),
+                    Style::default().fg(t.muted),
+                )),
+                line,
+            );
+        }
+    }
 }

@@ -236,7 +236,13 @@ fn export(args: &ExportArgs) -> Result<(), UserError> {
         .with_hint("create one first with `gleaner import DATASET`"));
     }
     let ws = Workspace::open(&dir)?;
-    let mut frame = ws.read_frame(None)?;
+    // Filters may name stage columns (sidecars); the export carries the records only.
+    let mut frame = ws.read_frame_with_sidecars(None)?;
+    let sidecar_cols: Vec<String> = ws
+        .sidecar_schema()?
+        .iter_names()
+        .map(|n| n.to_string())
+        .collect();
     if let Some(expr) = &args.filter {
         let f = filter::compile(expr, &frame.schema())
             .map_err(|e| UserError::new(format!("--filter: {e}")))?;
@@ -247,6 +253,7 @@ fn export(args: &ExportArgs) -> Result<(), UserError> {
             .take(&idx)
             .map_err(|e| UserError::new(format!("--filter: {e}")))?;
     }
+    let frame = frame.drop_many(sidecar_cols);
     let report = export_frame(&frame, &args.output, args.format)?;
     if let Ok(db) = ws.db() {
         let detail = serde_json::json!({

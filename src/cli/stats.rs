@@ -46,7 +46,7 @@ pub fn run(path: &Path, as_json: bool, load: &LoadArgs) -> Result<(), UserError>
 
 fn from_workspace(dir: &Path) -> Result<(DataFrame, Value), UserError> {
     let ws = Workspace::open(dir)?;
-    let frame = ws.read_frame(None)?;
+    let frame = ws.read_frame_with_sidecars(None)?;
     let s = &ws.config.source;
     let header = json!({
         "path": s.path,

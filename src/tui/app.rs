@@ -36,6 +36,7 @@ impl App {
             path: ws.snapshot_path(),
             exports: ws.exports_dir(),
             rows: total,
+            sidecars: ws.sidecars().iter().map(|s| ws.sidecar_path(s)).collect(),
         };
         let schema = snapshot
             .schema()
@@ -43,6 +44,7 @@ impl App {
         let columns = browse_column_names(&schema);
         let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
         let first = ws.read_rows(0, FIRST_ROWS.min(total), Some(&cols))?;
+        let first = snapshot.with_sidecars(first).map_err(UserError::new)?;
         let state = AppState::new(ws.name(), total, first, keymap, theme);
         let mut app = Self {
             state,

@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub path: PathBuf,
     pub exports: PathBuf,
     pub rows: usize,
+    /// Stage sidecars whose columns join the browse table.
+    pub sidecars: Vec<PathBuf>,
 }
 
 impl Snapshot {
@@ -39,6 +41,37 @@ impl Snapshot {
         let file = std::fs::File::open(&self.path)?;
         let df = ParquetReader::new(file).with_slice(Some((0, 0))).finish()?;
         Ok(df.schema().as_ref().clone())
+    }
+
+    /// Snapshot columns plus every sidecar column: what filters may name.
+    pub fn full_schema(&self) -> PolarsResult<Schema> {
+        let mut schema = self.schema()?;
+        for path in &self.sidecars {
+            let file = std::fs::File::open(path)?;
+            let df = ParquetReader::new(file).with_slice(Some((0, 0))).finish()?;
+            for (name, dtype) in df.schema().iter() {
+                if name != "id" {
+                    schema.with_column(name.clone(), dtype.clone());
+                }
+            }
+        }
+        Ok(schema)
+    }
+
+    /// Append the sidecar columns, aligned by id, to a frame that has `id`.
+    pub fn with_sidecars(&self, mut df: DataFrame) -> Result<DataFrame, String> {
+        if self.sidecars.is_empty() {
+            return Ok(df);
+        }
+        let ids = df
+            .column("id")
+            .and_then(|c| c.str().cloned())
+            .map_err(err_string)?;
+        for path in &self.sidecars {
+            let cols = crate::store::sidecar::aligned_columns(path, &ids).map_err(|e| e.message)?;
+            df.hstack_mut(&cols).map_err(err_string)?;
+        }
+        Ok(df)
     }
 }
 
@@ -225,12 +258,13 @@ fn run(
             JobOutput::Table(
                 snapshot
                     .read(0, snapshot.rows, &cols)
+                    .map_err(err_string)
+                    .and_then(|df| snapshot.with_sidecars(df))
                     .map(|mut df| {
                         // One chunk per column: gathers for each frame stay O(visible rows).
                         df.rechunk_mut();
                         Arc::new(df)
-                    })
-                    .map_err(err_string),
+                    }),
             )
         }
         JobRequest::Record { row } => JobOutput::Record {
@@ -347,22 +381,27 @@ pub fn compute_view(
     let mut rows: Vec<u32> = match filter_src {
         None => (0..table.height() as u32).collect(),
         Some(src) => {
-            let schema = snapshot.schema().map_err(err_string)?;
+            let schema = snapshot.full_schema().map_err(err_string)?;
             let f = filter::compile(src, &schema).map_err(err_string)?;
-            // Read only the columns the filter names, from the browse table when it has them.
-            let frame = if f.columns.iter().all(|c| table.schema().contains(c)) {
-                table
-                    .select(f.columns.iter().map(|c| c.as_str()).collect::<Vec<_>>())
-                    .map_err(err_string)?
-            } else {
-                let cols: Vec<&str> = f.columns.iter().map(String::as_str).collect();
-                snapshot.read(0, snapshot.rows, &cols).map_err(err_string)?
-            };
-            let frame = if f.columns.is_empty() {
+            // Columns the browse table holds come from memory; full texts are read from
+            // the snapshot, only the ones the filter names.
+            let table_schema = table.schema();
+            let (in_table, on_disk): (Vec<&str>, Vec<&str>) = f
+                .columns
+                .iter()
+                .map(String::as_str)
+                .partition(|c| table_schema.contains(c));
+            let mut frame = if in_table.is_empty() {
                 DataFrame::new(table.height(), vec![]).map_err(err_string)?
             } else {
-                frame
+                table.select(in_table).map_err(err_string)?
             };
+            if !on_disk.is_empty() {
+                let read = snapshot
+                    .read(0, snapshot.rows, &on_disk)
+                    .map_err(err_string)?;
+                frame.hstack_mut(read.columns()).map_err(err_string)?;
+            }
             filter::matching_rows(&frame, &f).map_err(err_string)?
         }
     };

@@ -237,7 +237,13 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
             continue;
         }
         let numeric = crate::data::stats::is_numeric(c.dtype());
-        push(name, name, numeric, if numeric { 8 } else { 14 });
+        // Stage columns have long dotted names (`ds2.rate.score`): room for the name.
+        let width = if numeric {
+            (name.chars().count() as u16).clamp(8, 16)
+        } else {
+            14
+        };
+        push(name, name, numeric, width);
     }
     if has("n_turns") {
         push("n_turns", "turns", true, 7);

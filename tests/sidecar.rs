@@ -1,0 +1,177 @@
+//! Stage sidecars: written keyed by id, seen as aligned columns by the browser,
+//! filters, stats and export.
+
+mod common;
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use common::*;
+use gleaner::data::LoadOptions;
+use gleaner::store::Workspace;
+use gleaner::tui::action::Action;
+use gleaner::tui::app::App;
+use gleaner::tui::keymap::Keymap;
+use gleaner::tui::theme::Theme;
+use polars::prelude::*;
+
+/// A workspace of the demo with a `ds2.rate` sidecar scoring every third row
+/// (score = row % 6), in reverse order so alignment by id is exercised.
+fn scored() -> (tempfile::TempDir, Workspace, Vec<(String, Option<f64>)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, _) = Workspace::import(
+        &demo_path(),
+        Some(&dir.path().join("demo.gleaner")),
+        &LoadOptions::default(),
+        false,
+    )
+    .unwrap();
+    let ids: Vec<String> = load(&demo_path())
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let expected: Vec<(String, Option<f64>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), (i % 3 == 0).then_some((i % 6) as f64)))
+        .collect();
+    let scored: Vec<&(String, Option<f64>)> =
+        expected.iter().filter(|(_, s)| s.is_some()).rev().collect();
+    let side = df!(
+        "id" => scored.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        "score" => scored.iter().map(|(_, s)| s.unwrap()).collect::<Vec<_>>(),
+        "status" => scored.iter().map(|_| "ok").collect::<Vec<_>>(),
+    )
+    .unwrap();
+    ws.write_sidecar("ds2.rate", &side).unwrap();
+    (dir, ws, expected)
+}
+
+#[test]
+fn sidecar_columns_align_by_id_with_nulls_for_missing_rows() {
+    let (_d, ws, expected) = scored();
+    assert_eq!(ws.sidecars(), vec!["ds2.rate".to_string()]);
+    let frame = ws.read_frame_with_sidecars(Some(&["id"])).unwrap();
+    let scores: Vec<Option<f64>> = frame
+        .column("ds2.rate.score")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(scores, expected.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+    assert!(frame.column("ds2.rate.status").is_ok());
+}
+
+#[test]
+fn bad_sidecars_are_refused() {
+    let (_d, ws, _) = scored();
+    let no_id = df!("score" => [1.0]).unwrap();
+    assert!(
+        ws.write_sidecar("x", &no_id)
+            .unwrap_err()
+            .message
+            .contains("`id` column")
+    );
+    let ok = df!("id" => ["a"]).unwrap();
+    assert!(
+        ws.write_sidecar("../escape", &ok)
+            .unwrap_err()
+            .message
+            .contains("invalid stage id")
+    );
+}
+
+#[test]
+fn browser_shows_filters_and_histograms_sidecar_columns() {
+    let (_d, ws, expected) = scored();
+    let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
+    app.dispatch(Action::Resize {
+        width: 140,
+        height: 30,
+    });
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    assert!(
+        app.state
+            .columns
+            .iter()
+            .any(|c| c.name == "ds2.rate.score" && c.numeric)
+    );
+    app.dispatch(Action::OpenHistogram("ds2.rate.score".into()));
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    let dist = app.state.hist.as_ref().unwrap().dist.clone().unwrap();
+    let d = dist.describe.clone().unwrap();
+    assert_eq!(d.n, expected.iter().filter(|(_, s)| s.is_some()).count());
+    assert_eq!(
+        d.nulls,
+        expected.iter().filter(|(_, s)| s.is_none()).count()
+    );
+    app.dispatch(Action::Back);
+    // A filter mixing a sidecar column (in memory) and a full-text column (on disk).
+    app.dispatch(Action::SetFilter(
+        "`ds2.rate.score` >= 3 and len(output) > 10".into(),
+    ));
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    let records = load(&demo_path()).records;
+    let want: Vec<u32> = expected
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, s))| {
+            s.is_some_and(|s| s >= 3.0)
+                && records[*i]
+                    .output
+                    .as_ref()
+                    .is_some_and(|o| o.chars().count() > 10)
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(*app.state.view.rows, want);
+}
+
+#[test]
+fn cli_stats_and_export_use_sidecars() {
+    let (d, ws, expected) = scored();
+    let log = d.path().join("log");
+    let out = Command::cargo_bin("gleaner")
+        .unwrap()
+        .env("GLEANER_LOG", &log)
+        .args(["stats", "--json"])
+        .arg(&ws.dir)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scores: Vec<f64> = expected.iter().filter_map(|(_, s)| *s).collect();
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    assert!((v["numeric"]["ds2.rate.score"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9);
+    let dest = d.path().join("top.jsonl");
+    Command::cargo_bin("gleaner")
+        .unwrap()
+        .env("GLEANER_LOG", &log)
+        .arg("export")
+        .arg(&ws.dir)
+        .arg("-o")
+        .arg(&dest)
+        .args(["--filter", "`ds2.rate.score` == 5"])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&dest).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .inspect(|v| {
+            assert!(
+                v.get("ds2.rate.score").is_none(),
+                "scores are not written into records"
+            )
+        })
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    let want: Vec<String> = expected
+        .iter()
+        .filter(|(_, s)| *s == Some(5.0))
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(ids, want);
+}

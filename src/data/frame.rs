@@ -15,6 +15,19 @@ use super::record::{Message, Record, preview};
 /// Enough for the widest table cell; longer text is read in the reader pane.
 pub const PREVIEW_CHARS: usize = 120;
 
+/// Snapshot columns that rebuild a [`Record`] (all but `raw` and the browse helpers).
+pub const RECORD_COLUMNS: &[&str] = &[
+    "id",
+    "source_line",
+    "system",
+    "instruction",
+    "input",
+    "output",
+    "chosen",
+    "rejected",
+    "messages",
+];
+
 /// Columns gleaner itself defines; a dataset field with one of these names is renamed.
 pub const RESERVED: &[&str] = &[
     "id",

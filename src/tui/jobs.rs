@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 use crate::data::export::{ExportFormat, export_frame};
 use crate::data::filter;
-use crate::data::frame::frame_to_records;
+use crate::data::frame::{RECORD_COLUMNS, frame_to_records};
 use crate::data::record::Record;
 use crate::data::stats::{Distribution, distribution};
 use crate::store::workspace::ROW_GROUP_ROWS;
@@ -343,18 +343,11 @@ pub fn load_record(
     let cached = matches!(cache, Some((s, _)) if *s == start);
     if !cached {
         let schema = snapshot.schema().map_err(err_string)?;
-        let wanted = [
-            "id",
-            "source_line",
-            "system",
-            "instruction",
-            "input",
-            "output",
-            "chosen",
-            "rejected",
-            "messages",
-        ];
-        let cols: Vec<&str> = wanted.into_iter().filter(|c| schema.contains(c)).collect();
+        let cols: Vec<&str> = RECORD_COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| schema.contains(c))
+            .collect();
         let len = ROW_GROUP_ROWS.min(snapshot.rows - start);
         let df = snapshot.read(start, len, &cols).map_err(err_string)?;
         *cache = Some((start, df));

@@ -8,6 +8,7 @@ use polars::prelude::*;
 
 use super::keymap::Keymap;
 use super::theme::Theme;
+use crate::data::frame::RECORD_COLUMNS;
 use crate::data::record::Record;
 use crate::data::stats::Distribution;
 
@@ -275,20 +276,9 @@ pub const BASE_COLUMNS: &[&str] = &[
 
 /// Columns the browser loads for every row: everything but the full texts.
 pub fn browse_column_names(schema: &Schema) -> Vec<String> {
-    const HEAVY: &[&str] = &[
-        "raw",
-        "messages",
-        "system",
-        "instruction",
-        "input",
-        "output",
-        "chosen",
-        "rejected",
-        "source_line",
-    ];
     schema
         .iter_names()
         .map(|n| n.to_string())
-        .filter(|n| !HEAVY.contains(&n.as_str()))
+        .filter(|n| n == "id" || (n != "raw" && !RECORD_COLUMNS.contains(&n.as_str())))
         .collect()
 }

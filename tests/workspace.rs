@@ -250,3 +250,21 @@ fn sharegpt_export_writes_a_dataset_info_entry_beside_existing_ones() {
     assert_eq!(info["chats"]["formatting"], "sharegpt");
     assert_eq!(info["chats"]["tags"]["user_tag"], "human");
 }
+
+#[test]
+fn every_row_is_kept_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        "{ \"output\" : \"b\",   \"instruction\":\"a\", \"meta\": {\"nested\": [1, 2]} }",
+        "{\"instruction\":\"caf\\u00e9 \\n\",\"output\":\"d\",\"zz\":1.50}",
+    ];
+    let p = write(dir.path(), "v.jsonl", format!("{}\r\n\n{}\n", lines[0], lines[1]));
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    assert_eq!(ws.raw_row(0).unwrap(), lines[0]);
+    assert_eq!(ws.raw_row(1).unwrap(), lines[1]);
+    let p = write(dir.path(), "arr.json", "[\n  {\"instruction\": \"x\",\n   \"output\": \"y\"},\n  {\"instruction\":\"z\",\"output\":\"w\"}\n]");
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    assert_eq!(ws.raw_row(0).unwrap(), "{\"instruction\": \"x\",\n   \"output\": \"y\"}");
+    assert_eq!(ws.raw_row(1).unwrap(), "{\"instruction\":\"z\",\"output\":\"w\"}");
+    assert!(ws.raw_row(2).is_err());
+}

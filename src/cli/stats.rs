@@ -69,7 +69,12 @@ fn build(frame: &DataFrame, mut report: Value) -> PolarsResult<Value> {
     let fields: Vec<Value> = frame
         .columns()
         .iter()
-        .filter(|c| !matches!(c.name().as_str(), "raw" | "preview_prompt" | "preview_response"))
+        .filter(|c| {
+            !matches!(
+                c.name().as_str(),
+                "raw_offset" | "raw_len" | "preview_prompt" | "preview_response"
+            )
+        })
         .map(|c| json!({"name": c.name().as_str(), "dtype": c.dtype().to_string(), "nulls": c.null_count()}))
         .collect();
     report["fields"] = json!(fields);
@@ -99,7 +104,7 @@ fn build(frame: &DataFrame, mut report: Value) -> PolarsResult<Value> {
     let mut numeric = serde_json::Map::new();
     for c in frame.columns() {
         let name = c.name().as_str();
-        if is_numeric(c.dtype()) && !matches!(name, "source_line") {
+        if is_numeric(c.dtype()) && !matches!(name, "source_line" | "raw_offset" | "raw_len") {
             numeric.insert(name.into(), describe_json(&describe_column(c)?));
         }
     }

@@ -34,7 +34,8 @@ const INTERNAL: &[&str] = &[
     "response_chars",
     "preview_prompt",
     "preview_response",
-    "raw",
+    "raw_offset",
+    "raw_len",
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -369,7 +369,7 @@ impl Parser<'_> {
                 .schema
                 .iter_names()
                 .map(|n| n.as_str())
-                .filter(|n| *n != "raw" && *n != "messages")
+                .filter(|n| !matches!(*n, "raw_offset" | "raw_len" | "messages"))
                 .collect();
             names.truncate(30);
             return err(

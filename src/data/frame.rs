@@ -3,7 +3,8 @@
 //! Snapshot columns: `id`, `source_line`, `system`, `instruction`, `input`, `output`,
 //! `chosen`, `rejected` (preference data only), `messages` (list of {role, content}),
 //! `n_turns`, `prompt_chars`, `response_chars`, `preview_prompt`, `preview_response`,
-//! then the dataset's own scalar fields (e.g. `category`), then `raw` (the row verbatim).
+//! then the dataset's own scalar fields (e.g. `category`), then `raw_offset`/`raw_len`
+//! (where the row, verbatim, sits in the workspace's `source.raw`).
 
 use polars::prelude::*;
 use polars_arrow::array::ListArray;
@@ -44,7 +45,8 @@ pub const RESERVED: &[&str] = &[
     "response_chars",
     "preview_prompt",
     "preview_response",
-    "raw",
+    "raw_offset",
+    "raw_len",
 ];
 
 /// Name under which a dataset's own field is stored.
@@ -58,17 +60,12 @@ pub fn extra_column_name(field: &str) -> String {
 
 pub fn records_to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
     let extras = extra_specs(records);
-    records_to_frame_with(records, None, &extras)
+    records_to_frame_with(records, &extras)
 }
 
-/// Build the frame for `records`, taking `raw` text from `source` where records point
-/// into it, and typing the dataset's own fields as `extras` says (so that chunks of one
-/// import share a schema).
-pub fn records_to_frame_with(
-    records: &[Record],
-    source: Option<&[u8]>,
-    extras: &[ExtraSpec],
-) -> PolarsResult<DataFrame> {
+/// Build the frame for `records`, typing the dataset's own fields as `extras` says (so
+/// that the chunks of one import share a schema).
+pub fn records_to_frame_with(records: &[Record], extras: &[ExtraSpec]) -> PolarsResult<DataFrame> {
     let n = records.len();
     let str_col = |name: &str, f: &dyn Fn(&Record) -> Option<&str>| {
         Column::new(name.into(), records.iter().map(f).collect::<Vec<_>>())
@@ -128,16 +125,19 @@ pub fn records_to_frame_with(
             .collect::<Vec<_>>(),
     ));
     columns.extend(extra_columns(records, extras));
-    let raws: Vec<std::borrow::Cow<str>> = records
-        .iter()
-        .map(|r| match (r.raw_span, source) {
-            (Some((a, b)), Some(src)) => String::from_utf8_lossy(&src[a..b]),
-            _ => std::borrow::Cow::Borrowed(r.raw.as_str()),
-        })
-        .collect();
     columns.push(Column::new(
-        "raw".into(),
-        raws.iter().map(|r| r.as_ref()).collect::<Vec<&str>>(),
+        "raw_offset".into(),
+        records
+            .iter()
+            .map(|r| r.raw_span.map(|(a, _)| a as u64))
+            .collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "raw_len".into(),
+        records
+            .iter()
+            .map(|r| r.raw_span.map(|(a, b)| (b - a) as u32))
+            .collect::<Vec<_>>(),
     ));
     DataFrame::new(n, columns)
 }
@@ -286,7 +286,16 @@ pub fn frame_to_records(df: &DataFrame) -> PolarsResult<Vec<Record>> {
     let output = opt_str("output")?;
     let chosen = opt_str("chosen")?;
     let rejected = opt_str("rejected")?;
-    let raw = opt_str("raw")?;
+    let raw_offset = df
+        .column("raw_offset")
+        .ok()
+        .map(|c| c.cast(&DataType::UInt64))
+        .transpose()?;
+    let raw_len = df
+        .column("raw_len")
+        .ok()
+        .map(|c| c.cast(&DataType::UInt64))
+        .transpose()?;
     let messages = df.column("messages")?.list()?.clone();
     let extras: Vec<(String, &Column)> = extra_names(df)
         .into_iter()
@@ -309,7 +318,14 @@ pub fn frame_to_records(df: &DataFrame) -> PolarsResult<Vec<Record>> {
             output: get(&output, i),
             chosen: get(&chosen, i),
             rejected: get(&rejected, i),
-            raw: get(&raw, i).unwrap_or_default(),
+            raw_span: match (&raw_offset, &raw_len) {
+                (Some(o), Some(l)) => o
+                    .u64()?
+                    .get(i)
+                    .zip(l.u64()?.get(i))
+                    .map(|(o, l)| (o as usize, (o + l) as usize)),
+                _ => None,
+            },
             ..Record::default()
         };
         if let Some(turns) = messages.get_as_series(i) {

@@ -34,9 +34,8 @@ pub struct Record {
     pub rejected: Option<String>,
     /// Top-level scalar fields the mapping did not consume (category, source, ...).
     pub extras: Vec<(String, Value)>,
-    /// The source row exactly as it was read (JSON text). On import the text stays in
-    /// the source buffer and `raw_span` points at it, to avoid a copy per row.
-    pub raw: String,
+    /// Where the source row, exactly as it was read, sits in the workspace's
+    /// `source.raw` (byte offset, length). See `Workspace::raw_row`.
     pub raw_span: Option<(usize, usize)>,
 }
 

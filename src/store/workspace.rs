@@ -22,6 +22,9 @@ pub const CONFIG_FILE: &str = "gleaner.toml";
 pub const SNAPSHOT_FILE: &str = "snapshot.parquet";
 pub const DB_FILE: &str = "gleaner.db";
 pub const REJECTS_FILE: &str = "rejects.jsonl";
+/// The source rows exactly as read (decompressed, BOM removed); the snapshot's
+/// `raw_offset`/`raw_len` point into it.
+pub const RAW_FILE: &str = "source.raw";
 /// Rows per Parquet row group: small enough to fetch one row's text cheaply.
 pub const ROW_GROUP_ROWS: usize = 16_384;
 
@@ -256,7 +259,8 @@ impl Workspace {
         let _ = std::fs::remove_dir_all(&staging);
         let built = (|| -> Result<(), UserError> {
             std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
-            write_snapshot(records, &loaded.source, &staging.join(SNAPSHOT_FILE))?;
+            write_raw(&loaded.source, &staging.join(RAW_FILE))?;
+            write_snapshot(records, &staging.join(SNAPSHOT_FILE))?;
             tracing::info!(secs = started.elapsed().as_secs_f64(), "snapshot written");
             if !loaded.rejects.is_empty() {
                 write_rejects(&staging.join(REJECTS_FILE), dataset, &loaded.rejects)?;
@@ -273,7 +277,7 @@ impl Workspace {
             return Err(e);
         }
         if existing {
-            for name in [SNAPSHOT_FILE, CONFIG_FILE] {
+            for name in [SNAPSHOT_FILE, RAW_FILE, CONFIG_FILE] {
                 std::fs::rename(staging.join(name), dir.join(name))
                     .map_err(|e| io_context(&dir.join(name), e))?;
             }
@@ -352,6 +356,36 @@ impl Workspace {
             .map_err(|e| file_error(&path, format!("cannot read the snapshot: {e}")))
     }
 
+    /// Snapshot row `row` exactly as it was in the source file.
+    pub fn raw_row(&self, row: usize) -> Result<String, UserError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let frame = self.read_rows(row, 1, Some(&["raw_offset", "raw_len"]))?;
+        if frame.height() == 0 {
+            return Err(UserError::new(format!("row {row} is past the end of the snapshot")));
+        }
+        let get = |name: &str| -> Option<u64> {
+            frame
+                .column(name)
+                .ok()?
+                .cast(&DataType::UInt64)
+                .ok()?
+                .u64()
+                .ok()?
+                .get(0)
+        };
+        let (Some(offset), Some(len)) = (get("raw_offset"), get("raw_len")) else {
+            return Err(UserError::new(format!("row {row} has no source text")));
+        };
+        let path = self.dir.join(RAW_FILE);
+        let mut file = std::fs::File::open(&path).map_err(|e| io_context(&path, e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| io_context(&path, e))?;
+        let mut buf = vec![0; len as usize];
+        file.read_exact(&mut buf)
+            .map_err(|e| io_context(&path, e))?;
+        String::from_utf8(buf).map_err(|e| file_error(&path, e))
+    }
+
     /// Number of rows, from the Parquet footer (no data read).
     pub fn row_count(&self) -> Result<usize, UserError> {
         let path = self.snapshot_path();
@@ -362,12 +396,19 @@ impl Workspace {
     }
 }
 
+fn write_raw(bytes: &[u8], path: &Path) -> Result<(), UserError> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
+    file.write_all(bytes).map_err(|e| io_context(path, e))?;
+    file.sync_all().map_err(|e| io_context(path, e))
+}
+
 /// Rows per frame built and written at once: bounds memory on large imports.
 const WRITE_CHUNK: usize = 4 * ROW_GROUP_ROWS;
 
 /// Write the snapshot chunk by chunk: frames for a few chunks are built in parallel,
 /// then written in order; each chunk's text is freed once written.
-fn write_snapshot(records: Vec<Record>, source: &[u8], path: &Path) -> Result<(), UserError> {
+fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     use rayon::prelude::*;
     let fail = |e: PolarsError| file_error(path, format!("cannot write the snapshot: {e}"));
     let extras = extra_specs(&records);
@@ -386,7 +427,7 @@ fn write_snapshot(records: Vec<Record>, source: &[u8], path: &Path) -> Result<()
         let t = std::time::Instant::now();
         let frames: Vec<DataFrame> = chunks
             .into_par_iter()
-            .map(|chunk| records_to_frame_with(&chunk, Some(source), &extras))
+            .map(|chunk| records_to_frame_with(&chunk, &extras))
             .collect::<PolarsResult<_>>()
             .map_err(fail)?;
         tracing::debug!(secs = t.elapsed().as_secs_f64(), "frames built");

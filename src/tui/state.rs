@@ -279,6 +279,6 @@ pub fn browse_column_names(schema: &Schema) -> Vec<String> {
     schema
         .iter_names()
         .map(|n| n.to_string())
-        .filter(|n| n == "id" || (n != "raw" && !RECORD_COLUMNS.contains(&n.as_str())))
+        .filter(|n| n == "id" || !(RECORD_COLUMNS.contains(&n.as_str()) || n.starts_with("raw_")))
         .collect()
 }

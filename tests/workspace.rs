@@ -258,13 +258,27 @@ fn every_row_is_kept_verbatim() {
         "{ \"output\" : \"b\",   \"instruction\":\"a\", \"meta\": {\"nested\": [1, 2]} }",
         "{\"instruction\":\"caf\\u00e9 \\n\",\"output\":\"d\",\"zz\":1.50}",
     ];
-    let p = write(dir.path(), "v.jsonl", format!("{}\r\n\n{}\n", lines[0], lines[1]));
+    let p = write(
+        dir.path(),
+        "v.jsonl",
+        format!("{}\r\n\n{}\n", lines[0], lines[1]),
+    );
     let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
     assert_eq!(ws.raw_row(0).unwrap(), lines[0]);
     assert_eq!(ws.raw_row(1).unwrap(), lines[1]);
-    let p = write(dir.path(), "arr.json", "[\n  {\"instruction\": \"x\",\n   \"output\": \"y\"},\n  {\"instruction\":\"z\",\"output\":\"w\"}\n]");
+    let p = write(
+        dir.path(),
+        "arr.json",
+        "[\n  {\"instruction\": \"x\",\n   \"output\": \"y\"},\n  {\"instruction\":\"z\",\"output\":\"w\"}\n]",
+    );
     let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
-    assert_eq!(ws.raw_row(0).unwrap(), "{\"instruction\": \"x\",\n   \"output\": \"y\"}");
-    assert_eq!(ws.raw_row(1).unwrap(), "{\"instruction\":\"z\",\"output\":\"w\"}");
+    assert_eq!(
+        ws.raw_row(0).unwrap(),
+        "{\"instruction\": \"x\",\n   \"output\": \"y\"}"
+    );
+    assert_eq!(
+        ws.raw_row(1).unwrap(),
+        "{\"instruction\":\"z\",\"output\":\"w\"}"
+    );
     assert!(ws.raw_row(2).is_err());
 }

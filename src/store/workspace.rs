@@ -361,7 +361,9 @@ impl Workspace {
         use std::io::{Read, Seek, SeekFrom};
         let frame = self.read_rows(row, 1, Some(&["raw_offset", "raw_len"]))?;
         if frame.height() == 0 {
-            return Err(UserError::new(format!("row {row} is past the end of the snapshot")));
+            return Err(UserError::new(format!(
+                "row {row} is past the end of the snapshot"
+            )));
         }
         let get = |name: &str| -> Option<u64> {
             frame
@@ -406,33 +408,42 @@ fn write_raw(bytes: &[u8], path: &Path) -> Result<(), UserError> {
 /// Rows per frame built and written at once: bounds memory on large imports.
 const WRITE_CHUNK: usize = 4 * ROW_GROUP_ROWS;
 
-/// Write the snapshot chunk by chunk: frames for a few chunks are built in parallel,
-/// then written in order; each chunk's text is freed once written.
+/// Write the snapshot chunk by chunk. A producer thread builds frames for a few chunks
+/// in parallel while this thread compresses and writes the previous ones; each chunk's
+/// text is freed once written.
 fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     use rayon::prelude::*;
     let fail = |e: PolarsError| file_error(path, format!("cannot write the snapshot: {e}"));
     let extras = extra_specs(&records);
     let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
-    let mut writer = None;
-    let mut rows = records.into_iter();
     let group = rayon::current_num_threads().max(1);
-    loop {
-        let chunks: Vec<Vec<Record>> = (0..group)
-            .map(|_| rows.by_ref().take(WRITE_CHUNK).collect::<Vec<_>>())
-            .filter(|c| !c.is_empty())
-            .collect();
-        if chunks.is_empty() {
-            break;
-        }
-        let t = std::time::Instant::now();
-        let frames: Vec<DataFrame> = chunks
-            .into_par_iter()
-            .map(|chunk| records_to_frame_with(&chunk, &extras))
-            .collect::<PolarsResult<_>>()
-            .map_err(fail)?;
-        tracing::debug!(secs = t.elapsed().as_secs_f64(), "frames built");
-        let t = std::time::Instant::now();
-        for frame in frames {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<PolarsResult<DataFrame>>(group);
+    std::thread::scope(|scope| {
+        let extras = &extras;
+        scope.spawn(move || {
+            let mut rows = records.into_iter();
+            loop {
+                let chunks: Vec<Vec<Record>> = (0..group)
+                    .map(|_| rows.by_ref().take(WRITE_CHUNK).collect::<Vec<_>>())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if chunks.is_empty() {
+                    return;
+                }
+                let frames: Vec<PolarsResult<DataFrame>> = chunks
+                    .into_par_iter()
+                    .map(|chunk| records_to_frame_with(&chunk, extras))
+                    .collect();
+                for frame in frames {
+                    if tx.send(frame).is_err() {
+                        return; // the writer failed and stopped listening
+                    }
+                }
+            }
+        });
+        let mut writer = None;
+        for frame in rx {
+            let frame = frame.map_err(fail)?;
             if writer.is_none() {
                 writer = Some(
                     ParquetWriter::new(&file)
@@ -448,11 +459,11 @@ fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
                 .write_batch(&frame)
                 .map_err(fail)?;
         }
-        tracing::debug!(secs = t.elapsed().as_secs_f64(), "frames written");
-    }
-    if let Some(w) = writer {
-        w.finish().map_err(fail)?;
-    }
+        if let Some(w) = writer {
+            w.finish().map_err(fail)?;
+        }
+        Ok::<(), UserError>(())
+    })?;
     file.sync_all().map_err(|e| io_context(path, e))
 }
 

@@ -157,7 +157,11 @@ pub fn run_terminal(ws: Workspace, theme: Option<&str>) -> Result<(), UserError>
         restore_terminal();
         hook(info);
     }));
-    enable_raw_mode().map_err(|e| UserError::new(format!("cannot use the terminal: {e}")))?;
+    enable_raw_mode().map_err(|e| {
+        UserError::new(format!("cannot use the terminal: {e}")).with_hint(
+            "the browser needs an interactive terminal; in scripts use `gleaner stats` or `gleaner export`",
+        )
+    })?;
     let _guard = TerminalGuard;
     execute!(
         std::io::stdout(),

@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod judge;
 pub mod logging;
+pub mod stages;
 pub mod store;
 pub mod tui;
 pub mod util;

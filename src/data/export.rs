@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde_json::{Map, Value, json};
 
+use super::frame::DERIVED_COLUMNS;
 use super::record::Record;
 use crate::error::{UserError, file_error, io_context};
 
@@ -25,18 +26,6 @@ pub enum ExportFormat {
     /// OpenAI/HF messages JSONL (role/content)
     Messages,
 }
-
-/// Columns of the snapshot that are gleaner's internals, not data.
-const INTERNAL: &[&str] = &[
-    "source_line",
-    "n_turns",
-    "prompt_chars",
-    "response_chars",
-    "preview_prompt",
-    "preview_response",
-    "raw_offset",
-    "raw_len",
-];
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ExportReport {
@@ -94,7 +83,7 @@ fn write_parquet(df: &DataFrame, path: &Path) -> Result<(), UserError> {
     let keep: Vec<PlSmallStr> = df
         .get_column_names()
         .into_iter()
-        .filter(|n| !INTERNAL.contains(&n.as_str()))
+        .filter(|n| n.as_str() != "source_line" && !DERIVED_COLUMNS.contains(&n.as_str()))
         .cloned()
         .collect();
     let mut out = df

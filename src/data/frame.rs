@@ -29,17 +29,8 @@ pub const RECORD_COLUMNS: &[&str] = &[
     "messages",
 ];
 
-/// Columns gleaner itself defines; a dataset field with one of these names is renamed.
-pub const RESERVED: &[&str] = &[
-    "id",
-    "source_line",
-    "system",
-    "instruction",
-    "input",
-    "output",
-    "chosen",
-    "rejected",
-    "messages",
+/// Columns gleaner derives for browsing and for finding the verbatim row.
+pub const DERIVED_COLUMNS: &[&str] = &[
     "n_turns",
     "prompt_chars",
     "response_chars",
@@ -49,9 +40,15 @@ pub const RESERVED: &[&str] = &[
     "raw_len",
 ];
 
+/// Whether gleaner itself defines a column of this name (a dataset field with such a
+/// name is stored as `source.<name>`).
+pub fn is_reserved(name: &str) -> bool {
+    RECORD_COLUMNS.contains(&name) || DERIVED_COLUMNS.contains(&name)
+}
+
 /// Name under which a dataset's own field is stored.
 pub fn extra_column_name(field: &str) -> String {
-    if RESERVED.contains(&field) {
+    if is_reserved(field) {
         format!("source.{field}")
     } else {
         field.to_string()
@@ -265,7 +262,7 @@ fn extra_columns(records: &[Record], specs: &[ExtraSpec]) -> Vec<Column> {
 pub fn extra_names(df: &DataFrame) -> Vec<String> {
     df.get_column_names()
         .into_iter()
-        .filter(|n| !RESERVED.contains(&n.as_str()) && !n.contains("::"))
+        .filter(|n| !is_reserved(n.as_str()))
         .map(|n| n.to_string())
         .collect()
 }

@@ -142,9 +142,17 @@ mod tests {
     /// compression must be a fixed point on them and reproduce their histogram.
     #[test]
     fn real_rater_scores_are_fixed_points_of_compression() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/ds2_rater_scores/gpt-4o-mini.txt");
-        let text = std::fs::read_to_string(&path).expect("shared/data is beside the repository");
+        // shared/ sits beside the repository (CI lays it there); GLEANER_SHARED overrides.
+        let shared = std::env::var_os("GLEANER_SHARED")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+        let path = shared.join("data/ds2_rater_scores/gpt-4o-mini.txt");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (set GLEANER_SHARED to the shared/ folder)",
+                path.display()
+            )
+        });
         let mut hist = [0usize; 6];
         for line in text.lines() {
             let s: i64 = line.trim().parse().unwrap();

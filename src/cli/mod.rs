@@ -35,6 +35,9 @@ pub struct Cli {
     path: Option<PathBuf>,
     #[command(flatten)]
     load: LoadArgs,
+    /// Theme for the browser: dark, light, high-contrast, or a theme TOML path
+    #[arg(long, global = true)]
+    theme: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,9 +98,6 @@ impl LoadArgs {
 struct OpenArgs {
     /// Dataset file or workspace directory
     path: PathBuf,
-    /// Theme name (dark, light, high-contrast) or a path to a theme TOML
-    #[arg(long)]
-    theme: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -168,12 +168,12 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), UserError> {
     let load = cli.load.clone();
     match cli.command {
-        Some(Command::Open(args)) => open(&args.path, &load, args.theme.as_deref()),
+        Some(Command::Open(args)) => open(&args.path, &load, cli.theme.as_deref()),
         Some(Command::Import(args)) => import(&args, &load),
         Some(Command::Stats(args)) => stats::run(&args.path, args.json, &load),
         Some(Command::Export(args)) => export(&args),
         None => match cli.path {
-            Some(path) => open(&path, &load, None),
+            Some(path) => open(&path, &load, cli.theme.as_deref()),
             None => Err(UserError::new("no dataset given")
                 .with_hint("run `gleaner DATASET`, or `gleaner --help` for the commands")),
         },

@@ -216,7 +216,7 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
         (None, Some(_)) => " loading… ".to_string(),
         (None, None) => " no row ".to_string(),
     };
-    let block = Block::default()
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .border_style(border)
         .title(Span::styled(title, Style::default().fg(t.accent)));
@@ -236,17 +236,16 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
             let total = line_count(r, width);
             let height = inner.height as usize;
             let skip = s.reader.scroll.min(total.saturating_sub(height));
-            let mut lines = visible_lines(r, width, skip, height, t, query);
-            let full = lines.len() == height;
-            if total > height
-                && full
-                && let Some(last) = lines.last_mut()
-            {
+            let lines = visible_lines(r, width, skip, height, t, query);
+            if total > height {
                 let pct = ((skip + height) * 100 / total).min(100);
-                last.spans.push(Span::styled(
-                    format!("  [{pct}%]"),
-                    Style::default().fg(t.muted),
-                ));
+                block = block.title_bottom(
+                    Line::from(Span::styled(
+                        format!(" [{pct}%] "),
+                        Style::default().fg(t.muted),
+                    ))
+                    .right_aligned(),
+                );
             }
             lines
         }

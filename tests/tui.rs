@@ -498,3 +498,48 @@ fn empty_view_survives_every_key() {
     let s = screen(&f.app);
     assert!(s.contains("no rows match the filter"), "{s}");
 }
+
+#[test]
+fn a_huge_field_is_read_with_its_line_count_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "lorem ipsum dolor sit amet ".repeat(80_000); // ~2 MB
+    let p = write(
+        dir.path(),
+        "big.jsonl",
+        format!(
+            "{{\"instruction\":\"summarize\",\"output\":\"{big}\"}}\n{{\"instruction\":\"b\",\"output\":\"c\"}}\n"
+        ),
+    );
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
+    act(
+        &mut app,
+        [
+            Action::Resize {
+                width: 100,
+                height: 30,
+            },
+            Action::ZoomReader,
+        ],
+    );
+    let (width, lines) = app
+        .state
+        .reader
+        .lines
+        .expect("counted once the record arrived");
+    assert_eq!(width, 97);
+    assert!(lines > 20_000, "{lines}");
+    act(&mut app, std::iter::repeat_n(Action::ReaderPageDown, 3));
+    assert_eq!(app.state.reader.scroll, 3 * 15);
+    let s = screen(&app);
+    assert!(s.contains("lorem ipsum") && s.contains("[0%]"), "{s}");
+    // A narrower pane recounts.
+    act(
+        &mut app,
+        [Action::Resize {
+            width: 60,
+            height: 30,
+        }],
+    );
+    assert_eq!(app.state.reader.lines.unwrap().0, 57);
+}

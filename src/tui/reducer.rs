@@ -45,6 +45,7 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
         _ => common(s, action, &mut fx),
     }
     clamp(s);
+    count_reader_lines(s);
     if scrolls_reader {
         clamp_reader(s);
     }
@@ -61,6 +62,7 @@ fn request_record(s: &mut AppState, fx: &mut Vec<Effect>) {
     }
     s.reader.row = row;
     s.reader.record = None;
+    s.reader.lines = None;
     s.reader.error = None;
     s.reader.scroll = 0;
     if let Some(row) = row
@@ -453,7 +455,10 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
         JobOutput::Record { row, result } => {
             if s.reader.row == Some(row) {
                 match result {
-                    Ok(r) => s.reader.record = Some(r),
+                    Ok(r) => {
+                        s.reader.record = Some(r);
+                        s.reader.lines = None;
+                    }
                     Err(e) => s.reader.error = Some(e),
                 }
             }
@@ -560,10 +565,21 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
 
 /// Stop the reader scrolling past the end of the sample.
 fn clamp_reader(s: &mut AppState) {
-    if let Some(record) = &s.reader.record {
-        let (width, height) = s.reader_inner();
-        let total = super::render::reader::line_count(record, width);
+    if let Some((_, total)) = s.reader.lines {
+        let (_, height) = s.reader_inner();
         s.reader.scroll = s.reader.scroll.min(total.saturating_sub(height));
+    }
+}
+
+/// Recount the reader's lines when the record or the pane width changed.
+fn count_reader_lines(s: &mut AppState) {
+    let (width, _) = s.reader_inner();
+    match &s.reader.record {
+        Some(record) if s.reader.lines.is_none_or(|(w, _)| w != width) => {
+            s.reader.lines = Some((width, super::render::reader::line_count(record, width)));
+        }
+        Some(_) => {}
+        None => s.reader.lines = None,
     }
 }
 

@@ -81,6 +81,9 @@ pub struct Reader {
     pub record: Option<Arc<Record>>,
     pub error: Option<String>,
     pub scroll: usize,
+    /// Display lines of `record` at a text width: `(width, lines)`. Counting wraps the
+    /// whole text, so the reducer keeps it here instead of every frame redoing it.
+    pub lines: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,13 +250,13 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
         push(name, name, numeric, width);
     }
     if has("n_turns") {
-        push("n_turns", "turns", true, 7);
+        push("n_turns", "turns", true, 6);
     }
     if has("prompt_chars") {
-        push("prompt_chars", "p.len", true, 7);
+        push("prompt_chars", "p.len", true, 8);
     }
     if has("response_chars") {
-        push("response_chars", "r.len", true, 7);
+        push("response_chars", "r.len", true, 8);
     }
     if has("preview_prompt") {
         push("preview_prompt", "prompt", false, 0);

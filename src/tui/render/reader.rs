@@ -233,7 +233,10 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
         ))],
         (Some(r), None) => {
             let width = inner.width.saturating_sub(1) as usize;
-            let total = line_count(r, width);
+            let total = match s.reader.lines {
+                Some((w, n)) if w == width => n,
+                _ => line_count(r, width),
+            };
             let height = inner.height as usize;
             let skip = s.reader.scroll.min(total.saturating_sub(height));
             let lines = visible_lines(r, width, skip, height, t, query);

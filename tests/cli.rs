@@ -202,3 +202,43 @@ fn export_filtered_alpaca_with_dataset_info() {
         .stderr(predicate::str::contains("unknown column `outptu`"));
     assert!(!dir.path().join("x.jsonl").exists());
 }
+
+#[test]
+fn export_never_overwrites_the_source_or_the_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "d.jsonl",
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n",
+    );
+    let before = std::fs::read(&p).unwrap();
+    gleaner().arg("import").arg(&p).assert().success();
+    let ws = dir.path().join("d.gleaner");
+    gleaner()
+        .arg("export")
+        .arg(&ws)
+        .arg("-o")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "refusing to overwrite the source dataset",
+        ));
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+    gleaner()
+        .arg("export")
+        .arg(&ws)
+        .arg("-o")
+        .arg(ws.join("snapshot.parquet"))
+        .args(["--format", "parquet"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("belongs to the workspace"));
+    gleaner()
+        .arg("export")
+        .arg(&ws)
+        .arg("-o")
+        .arg(ws.join("exports/ok.jsonl"))
+        .assert()
+        .success();
+}

@@ -222,6 +222,32 @@ fn import(args: &ImportArgs, load: &LoadArgs) -> Result<(), UserError> {
     Ok(())
 }
 
+/// The source dataset and the workspace's own files are never export targets.
+fn refuse_to_overwrite(ws: &Workspace, out: &Path) -> Result<(), UserError> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let Some(target) = canon(out) else {
+        return Ok(()); // a new file
+    };
+    if Some(&target) == canon(&ws.config.source.path).as_ref() {
+        return Err(UserError::new(format!(
+            "refusing to overwrite the source dataset {}",
+            out.display()
+        ))
+        .with_hint("gleaner never modifies its source; export to another file"));
+    }
+    if let Some(dir) = canon(&ws.dir)
+        && target.starts_with(&dir)
+        && !target.starts_with(dir.join("exports"))
+    {
+        return Err(UserError::new(format!(
+            "refusing to overwrite {}: it belongs to the workspace",
+            out.display()
+        ))
+        .with_hint("export outside the workspace, or into its exports/ folder"));
+    }
+    Ok(())
+}
+
 fn export(args: &ExportArgs) -> Result<(), UserError> {
     let dir = if Workspace::is_workspace(&args.workspace) {
         args.workspace.clone()
@@ -236,6 +262,7 @@ fn export(args: &ExportArgs) -> Result<(), UserError> {
         .with_hint("create one first with `gleaner import DATASET`"));
     }
     let ws = Workspace::open(&dir)?;
+    refuse_to_overwrite(&ws, &args.output)?;
     // Filters may name stage columns (sidecars); the export carries the records only.
     let mut frame = ws.read_frame_with_sidecars(None)?;
     let sidecar_cols: Vec<String> = ws

@@ -2,4 +2,5 @@
 //! judge-backed stage shares. The OpenAI-compatible gateway, endpoint pool and cache
 //! arrive with the judge-gateway issue.
 
+pub mod client;
 pub mod parse;

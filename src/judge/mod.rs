@@ -2,5 +2,6 @@
 //! judge-backed stage shares. The OpenAI-compatible gateway, endpoint pool and cache
 //! arrive with the judge-gateway issue.
 
+pub mod cache;
 pub mod client;
 pub mod parse;

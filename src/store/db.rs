@@ -59,6 +59,17 @@ pub const MIGRATIONS: &[&str] = &[
         detail TEXT
     );
     "#,
+    // v2: content-addressed cache of judge replies (judge/cache.rs).
+    r#"
+    CREATE TABLE judge_cache (
+        key               TEXT PRIMARY KEY,
+        model             TEXT NOT NULL,
+        reply             TEXT NOT NULL,
+        prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        created_at        TEXT NOT NULL
+    );
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

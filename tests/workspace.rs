@@ -32,7 +32,10 @@ fn import_creates_the_layout_and_reopen_does_not_reparse() {
     }
     let toml = std::fs::read_to_string(ws.dir.join("gleaner.toml")).unwrap();
     assert!(toml.contains("format = \"messages\""), "{toml}");
-    assert!(toml.contains(&format!("schema_version = {SCHEMA_VERSION}")), "{toml}");
+    assert!(
+        toml.contains(&format!("schema_version = {SCHEMA_VERSION}")),
+        "{toml}"
+    );
 
     // Reopening reads the snapshot, not the source: make the source unreadable garbage.
     std::fs::write(&p, b"garbage that would not parse").unwrap();

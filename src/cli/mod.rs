@@ -62,6 +62,26 @@ enum Command {
         after_help = "Examples:\n  gleaner export data.gleaner -o train.jsonl\n  gleaner export data.gleaner -o sft/train.json --format sharegpt\n  gleaner export data.gleaner -o short.parquet --format parquet --filter 'len(output) < 20'"
     )]
     Export(ExportArgs),
+    /// Run a recipe's stages (LLM judges) on a workspace; reruns resume from the cache
+    #[command(
+        after_help = "Examples:\n  gleaner run rate.toml -w data.gleaner\n  gleaner run rate.toml -w data.gleaner --dry-run\n\nRecipe:\n  [llm.rater]\n  base_url = \"http://127.0.0.1:8000/v1\"\n  model = \"meta-llama/Llama-3.1-8B-Instruct\"\n  concurrency = 16\n\n  [[stage]]\n  id = \"ds2.rate\"\n  endpoint = \"rater\"\n  preset = \"paper\"          # or \"compat\"\n  rows = \"n_turns == 1\"     # optional filter\n  limit = 1000               # optional"
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Recipe TOML
+    recipe: PathBuf,
+    /// Ignore cached replies (new replies are still stored)
+    #[arg(long)]
+    no_cache: bool,
+    /// Show the rows and the first prompt of each stage; send nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the run summary as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -172,6 +192,7 @@ fn run(cli: Cli) -> Result<(), UserError> {
         Some(Command::Import(args)) => import(&args, &load),
         Some(Command::Stats(args)) => stats::run(&args.path, args.json, &load),
         Some(Command::Export(args)) => export(&args),
+        Some(Command::Run(args)) => run_recipe(&args, &load),
         None => match cli.path {
             Some(path) => open(&path, &load, cli.theme.as_deref()),
             None => Err(UserError::new("no dataset given")
@@ -218,6 +239,52 @@ fn import(args: &ImportArgs, load: &LoadArgs) -> Result<(), UserError> {
         println!("{}", serde_json::to_string_pretty(&report).expect("json"));
     } else {
         println!("{}", import_summary(&report));
+    }
+    Ok(())
+}
+
+fn run_recipe(args: &RunArgs, load: &LoadArgs) -> Result<(), UserError> {
+    use crate::stages::runner::{Recipe, RunOptions, run_recipe};
+    let recipe = Recipe::load(&args.recipe)?;
+    let Some(dir) = load.workspace.as_deref() else {
+        return Err(UserError::new("no workspace given")
+            .with_hint("pass -w WORKSPACE (create one with `gleaner import DATASET`)"));
+    };
+    let ws = Workspace::open(dir)?;
+    let opts = RunOptions {
+        no_cache: args.no_cache,
+        dry_run: args.dry_run,
+    };
+    let summaries = run_recipe(&ws, &recipe, &opts)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summaries).expect("json")
+        );
+    } else if !args.dry_run {
+        for s in &summaries {
+            println!(
+                "{}: {} rows: {} ok, {} unparsed, {} failed; {} from cache, {} requests, {} tokens, {:.1}s{}",
+                s.stage,
+                s.rows,
+                s.ok,
+                s.unparsed,
+                s.failed,
+                s.cached,
+                s.requests,
+                s.tokens,
+                s.seconds,
+                if s.interrupted {
+                    " (interrupted: rerun to resume)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if summaries.iter().any(|s| s.interrupted) {
+        return Err(UserError::new("run interrupted")
+            .with_hint("rerun the same command to resume; cached replies are reused"));
     }
     Ok(())
 }

@@ -3,3 +3,4 @@
 //! runner that executes stages over a workspace come with the judge-gateway issue.
 
 pub mod ds2_rate;
+pub mod runner;

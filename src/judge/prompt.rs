@@ -90,7 +90,12 @@ mod tests {
             .unwrap();
         assert_eq!(m[0].role, "system");
         assert!(m[1].content.contains("\"Overall rating\""));
-        assert!(m[1].content.ends_with("### user: hi\n### assistant: hello"));
+        assert!(
+            m[1].content
+                .ends_with("### user: hi\n### assistant: hello\n"),
+            "{:?}",
+            m[1].content
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use common::*;
-use gleaner::data::LoadOptions;
 use gleaner::store::Workspace;
 use gleaner::tui::action::Action;
 use gleaner::tui::app::App;
@@ -18,14 +17,7 @@ use polars::prelude::*;
 /// A workspace of the demo with a `ds2.rate` sidecar scoring every third row
 /// (score = row % 6), in reverse order so alignment by id is exercised.
 fn scored() -> (tempfile::TempDir, Workspace, Vec<(String, Option<f64>)>) {
-    let dir = tempfile::tempdir().unwrap();
-    let (ws, _) = Workspace::import(
-        &demo_path(),
-        Some(&dir.path().join("demo.gleaner")),
-        &LoadOptions::default(),
-        false,
-    )
-    .unwrap();
+    let (dir, ws) = demo_workspace();
     let ids: Vec<String> = load(&demo_path())
         .records
         .into_iter()

@@ -26,14 +26,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (ws, _) = Workspace::import(
-        &demo_path(),
-        Some(&dir.path().join("demo.gleaner")),
-        &LoadOptions::default(),
-        false,
-    )
-    .unwrap();
+    let (dir, ws) = demo_workspace();
     let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
     app.dispatch(Action::Resize {
         width: 110,

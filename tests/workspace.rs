@@ -145,14 +145,7 @@ fn existing_workspace_needs_force_and_force_keeps_the_database() {
 }
 
 fn roundtrip(format: ExportFormat, name: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let (ws, _) = Workspace::import(
-        &demo_path(),
-        Some(&dir.path().join("ws")),
-        &LoadOptions::default(),
-        false,
-    )
-    .unwrap();
+    let (dir, ws) = demo_workspace();
     let frame = ws.read_frame(None).unwrap();
     let out = dir.path().join(name);
     let report = export_frame(&frame, &out, format).unwrap();
@@ -227,14 +220,7 @@ fn alpaca_round_trip_keeps_instruction_input_split() {
 
 #[test]
 fn sharegpt_export_writes_a_dataset_info_entry_beside_existing_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ws, _) = Workspace::import(
-        &demo_path(),
-        Some(&dir.path().join("ws")),
-        &LoadOptions::default(),
-        false,
-    )
-    .unwrap();
+    let (dir, ws) = demo_workspace();
     write(
         dir.path(),
         "dataset_info.json",

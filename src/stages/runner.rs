@@ -34,6 +34,9 @@ pub struct RecipeEndpoint {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub timeout_s: Option<f64>,
+    /// `json_schema` (OpenAI, vLLM, SGLang; default) or `json_object` (llama-cpp-python).
+    #[serde(default)]
+    pub schema_style: ds2_rate::SchemaStyle,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +250,7 @@ fn run_stage(
     if let Some(s) = spec.structured {
         rate_opts.structured = s;
     }
+    rate_opts.schema_style = ep.schema_style;
     if opts.dry_run {
         eprintln!(
             "{}: {} rows selected; endpoint {} ({}); prompt {} v{}",

@@ -4,7 +4,6 @@
 
 mod common;
 
-use assert_cmd::Command;
 use common::*;
 use polars::prelude::*;
 
@@ -15,21 +14,7 @@ fn judge_url() -> String {
 }
 
 fn run(ws: &std::path::Path, recipe: &std::path::Path) -> serde_json::Value {
-    let out = Command::cargo_bin("gleaner")
-        .unwrap()
-        .arg("run")
-        .arg(recipe)
-        .arg("-w")
-        .arg(ws)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    run_recipe_json(ws, recipe).0
 }
 
 #[test]

@@ -45,30 +45,12 @@ fn setup(url: &str, extra: &str) -> (tempfile::TempDir, std::path::PathBuf, std:
 }
 
 fn run(ws: &std::path::Path, recipe: &std::path::Path) -> serde_json::Value {
-    let out = Command::cargo_bin("gleaner")
-        .unwrap()
-        .env(
-            "GLEANER_LOG",
-            std::env::temp_dir().join("gleaner-run-test.log"),
-        )
-        .arg("run")
-        .arg(recipe)
-        .arg("-w")
-        .arg(ws)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (summary, stderr) = run_recipe_json(ws, recipe);
     assert!(
         stderr.contains("ds2.rate") && stderr.contains("20/20 rows"),
         "progress on stderr: {stderr}"
     );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    summary
 }
 
 fn sidecar(ws: &std::path::Path) -> DataFrame {

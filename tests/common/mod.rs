@@ -71,3 +71,24 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// `gleaner run RECIPE -w WS --json`, asserting success; (first stage summary, stderr).
+pub fn run_recipe_json(ws: &Path, recipe: &Path) -> (serde_json::Value, String) {
+    let out = assert_cmd::Command::cargo_bin("gleaner")
+        .unwrap()
+        .env(
+            "GLEANER_LOG",
+            std::env::temp_dir().join("gleaner-run-test.log"),
+        )
+        .arg("run")
+        .arg(recipe)
+        .arg("-w")
+        .arg(ws)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let summary = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone();
+    (summary, stderr)
+}

@@ -1,5 +1,6 @@
-//! The OpenAI-compatible client against an in-process stub: retries, Retry-After,
-//! timeouts, resets, malformed replies, empty choices, concurrency limits.
+//! The OpenAI-compatible client (one endpoint in a pool) against an in-process stub:
+//! retries, Retry-After, timeouts, resets, malformed replies, empty choices,
+//! concurrency limits, the API key, `/v1/completions` with logprobs, rps pacing.
 
 mod common;
 
@@ -8,18 +9,26 @@ use std::time::{Duration, Instant};
 
 use common::fake_openai::{Reply, start};
 use gleaner::data::record::Message;
-use gleaner::judge::client::{ChatRequest, Endpoint, EndpointConfig, JudgeError, RetryPolicy};
+use gleaner::judge::client::{
+    ChatRequest, CompletionRequest, Endpoint, EndpointConfig, EndpointStats, JudgeError,
+    RetryPolicy,
+};
+use gleaner::judge::pool::Pool;
 
-fn endpoint(url: &str, concurrency: usize, timeout_s: f64) -> Endpoint {
-    Endpoint::new(EndpointConfig {
-        name: "judge".into(),
-        base_url: url.into(),
-        model: "stub-model".into(),
-        api_key_env: Some("GLEANER_TEST_KEY".into()),
-        concurrency,
-        timeout_s,
-    })
-    .unwrap()
+fn config(url: &str, concurrency: usize, timeout_s: f64) -> EndpointConfig {
+    let mut c = EndpointConfig::new("judge", url, "stub-model");
+    c.api_key_env = Some("GLEANER_TEST_KEY".into());
+    c.concurrency = concurrency;
+    c.timeout_s = timeout_s;
+    c
+}
+
+fn endpoint(url: &str, concurrency: usize, timeout_s: f64) -> Pool {
+    Pool::single(Endpoint::new(config(url, concurrency, timeout_s)).unwrap())
+}
+
+fn stats(pool: &Pool) -> &EndpointStats {
+    &pool.endpoints().next().unwrap().stats
 }
 
 fn fast_retries(n: u32) -> RetryPolicy {
@@ -70,7 +79,7 @@ async fn server_errors_and_resets_are_retried() {
     let r = e.chat(&ask(), &fast_retries(5)).await.unwrap();
     assert_eq!(r.choices[0], "fine");
     assert_eq!(r.attempts, 4);
-    assert_eq!(e.stats.retries.load(Ordering::Relaxed), 3);
+    assert_eq!(stats(&e).retries.load(Ordering::Relaxed), 3);
 }
 
 #[tokio::test]
@@ -176,7 +185,7 @@ async fn concurrency_never_exceeds_the_limit() {
         3,
         "the server saw at most 3 at once"
     );
-    assert_eq!(e.stats.max_in_flight.load(Ordering::SeqCst), 3);
+    assert_eq!(stats(&e).max_in_flight.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
@@ -191,5 +200,75 @@ async fn api_key_comes_from_the_named_variable() {
     assert_eq!(
         s.auth.lock().unwrap()[0].as_deref(),
         Some("Bearer sk-test-123")
+    );
+}
+
+#[tokio::test]
+async fn completions_send_echo_and_logprobs_and_read_them_back() {
+    let body = serde_json::json!({
+        "choices": [
+            {"index": 0, "text": "The sky is blue.", "logprobs": {
+                "tokens": ["The", " sky", " is", " blue", "."],
+                "token_logprobs": [null, -2.5, -0.5, -1.25, -0.125],
+                "text_offset": [0, 3, 7, 10, 15]}},
+            {"index": 1, "text": "The sky is grey.", "logprobs": null}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 0}
+    });
+    let s = start(vec![], Reply::raw(200, &body.to_string())).await;
+    let e = endpoint(&s.url, 1, 5.0);
+    let req = CompletionRequest {
+        prompt: "The sky is blue.".into(),
+        max_tokens: Some(0),
+        n: Some(2),
+        echo: true,
+        logprobs: Some(0),
+        ..CompletionRequest::default()
+    };
+    let r = e.complete(&req, &fast_retries(1)).await.unwrap();
+    assert_eq!(r.choices.len(), 2);
+    let lp = r.logprobs[0].as_ref().unwrap();
+    assert_eq!(lp.tokens[1], " sky");
+    assert_eq!(
+        lp.logprobs,
+        vec![None, Some(-2.5), Some(-0.5), Some(-1.25), Some(-0.125)]
+    );
+    assert_eq!(lp.offsets[3], 10);
+    assert_eq!(r.logprobs[1], None);
+    let sent: serde_json::Value = serde_json::from_str(&s.bodies.lock().unwrap()[0]).unwrap();
+    assert_eq!(sent["prompt"], "The sky is blue.");
+    assert_eq!(
+        (
+            sent["echo"].as_bool(),
+            sent["logprobs"].as_u64(),
+            sent["n"].as_u64()
+        ),
+        (Some(true), Some(0), Some(2))
+    );
+    assert_eq!(sent["model"], "stub-model");
+    assert!(s.paths.lock().unwrap()[0].ends_with("/v1/completions"));
+}
+
+#[tokio::test]
+async fn requests_per_second_are_paced() {
+    let s = start(vec![], Reply::ok("ok")).await;
+    let mut c = config(&s.url, 8, 5.0);
+    c.rps = Some(20.0);
+    let e = std::sync::Arc::new(Pool::single(Endpoint::new(c).unwrap()));
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..11)
+        .map(|_| {
+            let e = e.clone();
+            tokio::spawn(async move { e.chat(&ask(), &fast_retries(1)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    // 11 requests at 20/s: the last may start no sooner than 10 × 50 ms.
+    assert!(
+        t.elapsed() >= Duration::from_millis(480),
+        "{:?}",
+        t.elapsed()
     );
 }

@@ -67,6 +67,29 @@ enum Command {
         after_help = "Examples:\n  gleaner run rate.toml -w data.gleaner\n  gleaner run rate.toml -w data.gleaner --dry-run\n\nRecipe:\n  [llm.rater]\n  base_url = \"http://127.0.0.1:8000/v1\"\n  model = \"meta-llama/Llama-3.1-8B-Instruct\"\n  concurrency = 16\n\n  [[stage]]\n  id = \"ds2.rate\"\n  endpoint = \"rater\"\n  preset = \"paper\"          # or \"compat\"\n  rows = \"n_turns == 1\"     # optional filter\n  limit = 1000               # optional"
     )]
     Run(RunArgs),
+    /// Fold the sidecars of `gleaner run --shard i/n` jobs into each stage's sidecar
+    #[command(
+        after_help = "Copy each machine's workspace/sidecars/shards/<stage>/*.parquet into this\nworkspace's sidecars/shards/<stage>/ first.\n\nExample:\n  gleaner merge-shards -w data.gleaner"
+    )]
+    MergeShards,
+    /// Show (or clear) the judge reply cache of a workspace
+    #[command(
+        after_help = "Examples:\n  gleaner cache -w data.gleaner\n  gleaner cache -w data.gleaner --clear --model smollm2"
+    )]
+    Cache(CacheArgs),
+}
+
+#[derive(Args, Debug)]
+struct CacheArgs {
+    /// Delete cached replies (all, or of --model)
+    #[arg(long)]
+    clear: bool,
+    /// Only this model's replies
+    #[arg(long)]
+    model: Option<String>,
+    /// Print as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +105,9 @@ struct RunArgs {
     /// Print the run summary as JSON
     #[arg(long)]
     json: bool,
+    /// Run only shard i of n (1-based), to split a recipe over n jobs; see merge-shards
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -193,6 +219,8 @@ fn run(cli: Cli) -> Result<(), UserError> {
         Some(Command::Stats(args)) => stats::run(&args.path, args.json, &load),
         Some(Command::Export(args)) => export(&args),
         Some(Command::Run(args)) => run_recipe(&args, &load),
+        Some(Command::MergeShards) => merge_shards(&load),
+        Some(Command::Cache(args)) => cache(&args, &load),
         None => match cli.path {
             Some(path) => open(&path, &load, cli.theme.as_deref()),
             None => Err(UserError::new("no dataset given")
@@ -243,17 +271,83 @@ fn import(args: &ImportArgs, load: &LoadArgs) -> Result<(), UserError> {
     Ok(())
 }
 
-fn run_recipe(args: &RunArgs, load: &LoadArgs) -> Result<(), UserError> {
-    use crate::stages::runner::{Recipe, RunOptions, run_recipe};
-    let recipe = Recipe::load(&args.recipe)?;
+fn workspace_arg(load: &LoadArgs) -> Result<Workspace, UserError> {
     let Some(dir) = load.workspace.as_deref() else {
         return Err(UserError::new("no workspace given")
             .with_hint("pass -w WORKSPACE (create one with `gleaner import DATASET`)"));
     };
-    let ws = Workspace::open(dir)?;
+    Workspace::open(dir)
+}
+
+fn merge_shards(load: &LoadArgs) -> Result<(), UserError> {
+    let ws = workspace_arg(load)?;
+    let merged = crate::stages::runner::merge_shards(&ws)?;
+    if merged.is_empty() {
+        return Err(UserError::new(format!(
+            "no shard sidecars in {}",
+            ws.sidecar_dir().join("shards").display()
+        ))
+        .with_hint("run `gleaner run RECIPE -w WS --shard i/n`, or copy the shard files here"));
+    }
+    for (stage, rows) in merged {
+        println!(
+            "{stage}: merged {rows} rows into {}",
+            ws.sidecar_path(&stage).display()
+        );
+    }
+    Ok(())
+}
+
+fn cache(args: &CacheArgs, load: &LoadArgs) -> Result<(), UserError> {
+    use crate::judge::cache::{cache_report, clear_cache};
+    let ws = workspace_arg(load)?;
+    let db = ws.db()?;
+    let sql = |e: rusqlite::Error| UserError::new(format!("cache: {e}"));
+    if args.clear {
+        let n = clear_cache(&db, args.model.as_deref()).map_err(sql)?;
+        println!("deleted {n} cached replies");
+        return Ok(());
+    }
+    let mut report = cache_report(&db).map_err(sql)?;
+    if let Some(m) = &args.model {
+        report.retain(|r| &r.model == m);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        return Ok(());
+    }
+    if report.is_empty() {
+        println!("the cache is empty");
+    }
+    for r in &report {
+        println!(
+            "{}: {} replies, {} prompt + {} completion tokens saved on rerun, {:.1} KiB, {} … {}",
+            r.model,
+            r.entries,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.reply_bytes as f64 / 1024.0,
+            r.oldest,
+            r.newest
+        );
+    }
+    Ok(())
+}
+
+fn run_recipe(args: &RunArgs, load: &LoadArgs) -> Result<(), UserError> {
+    use crate::stages::recipe::Recipe;
+    use crate::stages::runner::{RunOptions, Shard, run_recipe};
+    let recipe = Recipe::load(&args.recipe)?;
+    let ws = workspace_arg(load)?;
     let opts = RunOptions {
         no_cache: args.no_cache,
         dry_run: args.dry_run,
+        shard: args
+            .shard
+            .as_deref()
+            .map(Shard::parse)
+            .transpose()
+            .map_err(UserError::new)?,
     };
     let summaries = run_recipe(&ws, &recipe, &opts)?;
     if args.json {
@@ -264,8 +358,12 @@ fn run_recipe(args: &RunArgs, load: &LoadArgs) -> Result<(), UserError> {
     } else if !args.dry_run {
         for s in &summaries {
             println!(
-                "{}: {} rows: {} ok, {} unparsed, {} failed; {} from cache, {} requests, {} tokens, {:.1}s{}",
-                s.stage,
+                "{}{}: {} rows: {} ok, {} unparsed, {} failed; {} from cache, {} requests, {} tokens, {:.1}s{}",
+                s.name,
+                s.shard
+                    .as_deref()
+                    .map(|l| format!(" (shard {l})"))
+                    .unwrap_or_default(),
                 s.rows,
                 s.ok,
                 s.unparsed,

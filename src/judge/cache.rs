@@ -122,3 +122,47 @@ impl<'a> JudgeCache<'a> {
         })
     }
 }
+
+/// What the cache holds for one model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelCacheStats {
+    pub model: String,
+    pub entries: u64,
+    /// Tokens the cached replies cost when they were asked: what a rerun saves.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub reply_bytes: u64,
+    pub oldest: String,
+    pub newest: String,
+}
+
+/// Entries per model, most first.
+pub fn cache_report(db: &Db) -> rusqlite::Result<Vec<ModelCacheStats>> {
+    let mut stmt = db.conn.prepare(
+        "SELECT model, count(*), sum(prompt_tokens), sum(completion_tokens),
+                sum(length(CAST(reply AS BLOB))), min(created_at), max(created_at)
+         FROM judge_cache GROUP BY model ORDER BY count(*) DESC, model",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ModelCacheStats {
+            model: r.get(0)?,
+            entries: r.get::<_, i64>(1)? as u64,
+            prompt_tokens: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+            completion_tokens: r.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+            reply_bytes: r.get::<_, Option<i64>>(4)?.unwrap_or(0) as u64,
+            oldest: r.get(5)?,
+            newest: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Delete cached replies (of one model, or all); returns how many.
+pub fn clear_cache(db: &Db, model: Option<&str>) -> rusqlite::Result<usize> {
+    match model {
+        Some(m) => db
+            .conn
+            .execute("DELETE FROM judge_cache WHERE model = ?1", [m]),
+        None => db.conn.execute("DELETE FROM judge_cache", []),
+    }
+}

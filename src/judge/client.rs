@@ -1,7 +1,8 @@
-//! One OpenAI-compatible endpoint (`/v1/chat/completions`): bounded concurrency,
-//! per-request timeout, retries with exponential backoff and full jitter on connect
-//! errors, timeouts, 429 (honouring `Retry-After`) and 5xx. Works with vLLM, llama.cpp
-//! server, SGLang and OpenAI. The API key comes from the environment and is never logged.
+//! One OpenAI-compatible endpoint (`/v1/chat/completions` and `/v1/completions`):
+//! bounded concurrency, optional requests-per-second and tokens-per-minute limits,
+//! per-request timeout, and one attempt per call. Retries, backoff and failover across
+//! replicas live in [`super::pool`]. Works with vLLM, llama.cpp server, SGLang and
+//! OpenAI. The API key comes from the environment and is never logged.
 //!
 //! Every failure is a [`JudgeError`] that keeps the raw reply when there was one, so a
 //! stage can record it per row; nothing here writes error text into data.
@@ -31,6 +32,35 @@ pub struct EndpointConfig {
     pub concurrency: usize,
     #[serde(default = "default_timeout_s")]
     pub timeout_s: f64,
+    /// Share of a role's requests relative to its other replicas.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Requests per second at most.
+    #[serde(default)]
+    pub rps: Option<f64>,
+    /// Prompt + completion tokens per minute at most.
+    #[serde(default)]
+    pub tpm: Option<u64>,
+}
+
+impl EndpointConfig {
+    pub fn new(name: &str, base_url: &str, model: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            base_url: base_url.to_string(),
+            model: model.to_string(),
+            api_key_env: None,
+            concurrency: default_concurrency(),
+            timeout_s: default_timeout_s(),
+            weight: default_weight(),
+            rps: None,
+            tpm: None,
+        }
+    }
+}
+
+fn default_weight() -> f64 {
+    1.0
 }
 
 fn default_concurrency() -> usize {
@@ -75,10 +105,43 @@ pub struct ChatRequest {
     pub response_format: Option<Value>,
 }
 
+/// A `/v1/completions` request: raw prompt text, optionally echoed with per-token
+/// log-probabilities (prompt scoring) or sampled `n` times.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CompletionRequest {
+    pub prompt: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Return the prompt with the completion (with `logprobs`, the prompt's tokens too).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub echo: bool,
+    /// Top-k log-probabilities per token; `Some(0)` asks for the chosen token's only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u32>,
+}
+
+/// Per-token log-probabilities of one completion choice (OpenAI legacy shape, which
+/// vLLM and llama.cpp's server both speak). The first prompt token has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenLogprobs {
+    pub tokens: Vec<String>,
+    pub logprobs: Vec<Option<f64>>,
+    /// Character offset of each token in the returned text.
+    pub offsets: Vec<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatReply {
     /// One text per choice (`n > 1` gives several).
     pub choices: Vec<String>,
+    /// Per choice, the token log-probabilities when the request asked for them.
+    pub logprobs: Vec<Option<TokenLogprobs>>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub latency: Duration,
@@ -96,6 +159,9 @@ pub enum JudgeError {
     Timeout(Duration),
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The connection broke mid-request (a reset, a truncated body).
+    #[error("connection failed: {0}")]
+    Network(String),
     #[error("malformed reply: {reason}")]
     Malformed { reason: String, raw: String },
     #[error("reply has no choices")]
@@ -107,7 +173,10 @@ impl JudgeError {
     pub fn retryable(&self) -> bool {
         match self {
             JudgeError::Http { status, .. } => *status == 429 || *status >= 500,
-            JudgeError::Timeout(_) | JudgeError::Connect(_) | JudgeError::Malformed { .. } => true,
+            JudgeError::Timeout(_)
+            | JudgeError::Connect(_)
+            | JudgeError::Network(_)
+            | JudgeError::Malformed { .. } => true,
             JudgeError::EmptyChoices { .. } => false,
         }
     }
@@ -129,8 +198,15 @@ pub struct EndpointStats {
     pub retries: AtomicU64,
     pub prompt_tokens: AtomicU64,
     pub completion_tokens: AtomicU64,
+    pub failures: AtomicU64,
     in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
+}
+
+impl EndpointStats {
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
 }
 
 pub struct Endpoint {
@@ -138,16 +214,26 @@ pub struct Endpoint {
     http: reqwest::Client,
     permits: Arc<Semaphore>,
     api_key: Option<String>,
+    limiter: RateLimiter,
     pub stats: EndpointStats,
-    jitter: AtomicU64,
 }
+
+/// What one attempt gives: a reply, or an error with the server's `Retry-After`.
+pub type Attempt = Result<ChatReply, (JudgeError, Option<Duration>)>;
 
 impl Endpoint {
     pub fn new(config: EndpointConfig) -> Result<Self, String> {
+        if !(config.weight > 0.0 && config.weight.is_finite()) {
+            return Err(format!(
+                "endpoint `{}`: weight must be a positive number",
+                config.name
+            ));
+        }
         let timeout = Duration::from_secs_f64(config.timeout_s.max(0.001));
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(config.concurrency.max(1))
             .build()
             .map_err(|e| e.to_string())?;
         let api_key = config
@@ -159,82 +245,61 @@ impl Endpoint {
             .filter(|k| !k.is_empty());
         Ok(Self {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            limiter: RateLimiter::new(config.rps, config.tpm),
             config,
             http,
             api_key,
             stats: EndpointStats::default(),
-            jitter: AtomicU64::new(0x2545_F491_4F6C_DD1D),
         })
     }
 
-    fn url(&self) -> String {
-        format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        )
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    /// Full jitter: a uniform delay in `[0, min(max, base·2^attempt))`.
-    fn backoff(&self, policy: &RetryPolicy, attempt: u32) -> Duration {
-        let cap = policy
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(policy.max_delay);
-        let mut x = self.jitter.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter.store(x, Ordering::Relaxed);
-        cap.mul_f64((x % 10_000) as f64 / 10_000.0)
-    }
-
-    pub async fn chat(
-        &self,
-        req: &ChatRequest,
-        policy: &RetryPolicy,
-    ) -> Result<ChatReply, JudgeError> {
+    /// One `/chat/completions` attempt, no retry.
+    pub async fn attempt_chat(&self, req: &ChatRequest) -> Attempt {
         let mut body = serde_json::to_value(req).expect("request serializes");
         body["model"] = json!(self.config.model);
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self.once(&body).await;
-            match result {
-                Ok(mut reply) => {
-                    reply.attempts = attempt;
-                    reply.latency = started.elapsed();
-                    return Ok(reply);
-                }
-                Err((err, retry_after)) => {
-                    if !err.retryable() || attempt >= policy.max_attempts {
-                        return Err(err);
-                    }
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = retry_after.unwrap_or_else(|| self.backoff(policy, attempt - 1));
-                    tracing::debug!(endpoint = %self.config.name, attempt, ?wait, error = %err, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
+        self.attempt("chat/completions", &body).await
     }
 
-    async fn once(&self, body: &Value) -> Result<ChatReply, (JudgeError, Option<Duration>)> {
+    /// One `/completions` attempt, no retry.
+    pub async fn attempt_complete(&self, req: &CompletionRequest) -> Attempt {
+        let mut body = serde_json::to_value(req).expect("request serializes");
+        body["model"] = json!(self.config.model);
+        self.attempt("completions", &body).await
+    }
+
+    async fn attempt(&self, path: &str, body: &Value) -> Attempt {
         let _permit = self
             .permits
             .acquire()
             .await
             .expect("semaphore never closes");
+        self.limiter.wait().await;
         let now = self.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let out = self.send(body).await;
+        let started = Instant::now();
+        let out = self.send(path, body).await;
         self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
-        out
+        match out {
+            Ok(mut reply) => {
+                reply.latency = started.elapsed();
+                self.limiter
+                    .used(reply.prompt_tokens + reply.completion_tokens);
+                Ok(reply)
+            }
+            Err(e) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
-    async fn send(&self, body: &Value) -> Result<ChatReply, (JudgeError, Option<Duration>)> {
-        let mut request = self.http.post(self.url()).json(body);
+    async fn send(&self, path: &str, body: &Value) -> Attempt {
+        let mut request = self.http.post(self.url(path)).json(body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -266,8 +331,67 @@ impl Endpoint {
             .fetch_add(reply.completion_tokens, Ordering::Relaxed);
         Ok(ChatReply {
             endpoint: self.config.name.clone(),
+            attempts: 1,
             ..reply
         })
+    }
+}
+
+/// Optional requests-per-second pacing and a tokens-per-minute window.
+struct RateLimiter {
+    interval: Option<Duration>,
+    next_slot: std::sync::Mutex<Instant>,
+    tpm: Option<u64>,
+    window: std::sync::Mutex<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+impl RateLimiter {
+    fn new(rps: Option<f64>, tpm: Option<u64>) -> Self {
+        Self {
+            interval: rps
+                .filter(|r| *r > 0.0 && r.is_finite())
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            next_slot: std::sync::Mutex::new(Instant::now()),
+            tpm: tpm.filter(|t| *t > 0),
+            window: std::sync::Mutex::new(Default::default()),
+        }
+    }
+
+    async fn wait(&self) {
+        if let Some(interval) = self.interval {
+            let slot = {
+                let mut next = self.next_slot.lock().expect("limiter lock");
+                let slot = (*next).max(Instant::now());
+                *next = slot + interval;
+                slot
+            };
+            tokio::time::sleep_until(slot.into()).await;
+        }
+        let Some(limit) = self.tpm else { return };
+        const MINUTE: Duration = Duration::from_secs(60);
+        loop {
+            let wait = {
+                let mut w = self.window.lock().expect("limiter lock");
+                while w.front().is_some_and(|(t, _)| t.elapsed() >= MINUTE) {
+                    w.pop_front();
+                }
+                let used: u64 = w.iter().map(|(_, n)| n).sum();
+                if used < limit {
+                    return;
+                }
+                w.front().map(|(t, _)| MINUTE.saturating_sub(t.elapsed()))
+            };
+            tokio::time::sleep(wait.unwrap_or(Duration::from_millis(10))).await;
+        }
+    }
+
+    fn used(&self, tokens: u64) {
+        if self.tpm.is_some() && tokens > 0 {
+            self.window
+                .lock()
+                .expect("limiter lock")
+                .push_back((Instant::now(), tokens));
+        }
     }
 }
 
@@ -278,7 +402,7 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> JudgeError {
         JudgeError::Connect(e.to_string())
     } else {
         // A reset mid-body and similar: the connection, not the request, failed.
-        JudgeError::Connect(e.to_string())
+        JudgeError::Network(e.to_string())
     }
 }
 
@@ -298,6 +422,7 @@ pub fn parse_reply(raw: &str) -> Result<ChatReply, JudgeError> {
             raw: raw.to_string(),
         });
     }
+    let logprobs = choices.iter().map(choice_logprobs).collect();
     let texts = choices
         .iter()
         .map(|c| {
@@ -315,11 +440,39 @@ pub fn parse_reply(raw: &str) -> Result<ChatReply, JudgeError> {
     };
     Ok(ChatReply {
         choices: texts,
+        logprobs,
         prompt_tokens: usage("prompt_tokens"),
         completion_tokens: usage("completion_tokens"),
         latency: Duration::ZERO,
         attempts: 0,
         endpoint: String::new(),
         raw: raw.to_string(),
+    })
+}
+
+/// The legacy `logprobs` object of a completion choice, when present.
+fn choice_logprobs(choice: &Value) -> Option<TokenLogprobs> {
+    let lp = choice.get("logprobs").filter(|v| !v.is_null())?;
+    let tokens: Vec<String> = lp
+        .get("tokens")?
+        .as_array()?
+        .iter()
+        .map(|t| t.as_str().unwrap_or_default().to_string())
+        .collect();
+    let logprobs = lp
+        .get("token_logprobs")?
+        .as_array()?
+        .iter()
+        .map(Value::as_f64)
+        .collect();
+    let offsets = lp
+        .get("text_offset")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|o| o.as_u64().unwrap_or(0) as usize).collect())
+        .unwrap_or_default();
+    Some(TokenLogprobs {
+        tokens,
+        logprobs,
+        offsets,
     })
 }

@@ -110,10 +110,11 @@ pub fn py_int(v: &Value) -> Option<i64> {
 /// labelled number wins, as judges often restate the final score at the end.
 pub fn labelled_number(reply: &str, labels: &[&str]) -> Option<f64> {
     let clean: String = reply.chars().filter(|c| *c != '*' && *c != '_').collect();
-    let lower = clean.to_lowercase();
+    // ASCII lowercase keeps byte offsets equal between `lower` and `clean`.
+    let lower = clean.to_ascii_lowercase();
     let mut found = None;
     for label in labels {
-        let label = label.to_lowercase();
+        let label = label.to_ascii_lowercase();
         let mut from = 0;
         while let Some(pos) = lower[from..].find(&label) {
             let after = from + pos + label.len();

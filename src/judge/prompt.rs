@@ -9,7 +9,17 @@ use serde::Deserialize;
 use crate::data::record::Message;
 use crate::error::{UserError, file_error, io_context};
 
-const BUILTIN: &[(&str, &str)] = &[("ds2.rate", include_str!("../../prompts/ds2.rate.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("ds2.rate", include_str!("../../prompts/ds2.rate.toml")),
+    (
+        "aido.classify",
+        include_str!("../../prompts/aido.classify.toml"),
+    ),
+    (
+        "judge.rubric",
+        include_str!("../../prompts/judge.rubric.toml"),
+    ),
+];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -166,33 +166,25 @@ mod tests {
 }
 
 // ---------------------------------------------------------------------------------
-// Running the stage: render → cache → judge → parse, one result per row.
+// The stage: how a row becomes a question and a reply becomes columns.
 // ---------------------------------------------------------------------------------
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use polars::prelude::*;
-
+use super::judging::{Cell, ColType, JudgeStage, Judged, RowStatus};
 use crate::data::record::Record;
-use crate::judge::cache::{CacheKeyParts, Cached, JudgeCache, cache_key};
-use crate::judge::client::{ChatRequest, Endpoint, JudgeError, RetryPolicy};
-use crate::judge::prompt::PromptTemplate;
 
 /// `ds2.rate` settings (ds2.md §3.1.3, §8). `compat` mirrors the released code.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateOptions {
+pub struct Ds2Rate {
     pub mode: ParseMode,
-    pub temperature: f64,
-    pub max_tokens: u32,
     /// Ask the server for JSON matching the four keys (`response_format`).
     pub structured: bool,
     /// How this server spells schema-constrained output.
     pub schema_style: SchemaStyle,
-    pub retry: RetryPolicy,
+    /// Store unparsed/failed rows as `[0,0,0,0]` like the reference code.
+    pub unparsed_as_zero: bool,
 }
 
-impl RateOptions {
+impl Ds2Rate {
     pub fn preset(compat: bool) -> Self {
         Self {
             mode: if compat {
@@ -200,12 +192,76 @@ impl RateOptions {
             } else {
                 ParseMode::Cascade
             },
-            temperature: if compat { 1.2 } else { 0.0 },
-            max_tokens: 128,
             structured: !compat,
             schema_style: SchemaStyle::JsonSchema,
-            retry: RetryPolicy::default(),
+            unparsed_as_zero: compat,
         }
+    }
+
+    /// (temperature, max_tokens) of the preset.
+    pub fn sampling(compat: bool) -> (f64, u32) {
+        (if compat { 1.2 } else { 0.0 }, 128)
+    }
+
+    fn scores(&self, r: Option<Rating>) -> Vec<Cell> {
+        let r = r.or(self.unparsed_as_zero.then_some(Rating {
+            rarity: 0,
+            complexity: 0,
+            informativeness: 0,
+            overall: 0,
+        }));
+        let f = |get: fn(&Rating) -> i64| Cell::Int(r.as_ref().map(get));
+        vec![
+            f(|x| x.rarity),
+            f(|x| x.complexity),
+            f(|x| x.informativeness),
+            f(|x| x.overall),
+            f(|x| i64::from(compress(x.overall))),
+        ]
+    }
+}
+
+impl JudgeStage for Ds2Rate {
+    fn columns(&self) -> Vec<(String, ColType)> {
+        [
+            ("rarity", ColType::Int),
+            ("complexity", ColType::Int),
+            ("informativeness", ColType::Int),
+            ("overall", ColType::Int),
+            ("score", ColType::Int),
+        ]
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t))
+        .collect()
+    }
+
+    fn vars(&self, record: &Record) -> serde_json::Value {
+        serde_json::json!({"conversation": serialize_conversation(record)})
+    }
+
+    fn response_format(&self) -> Option<serde_json::Value> {
+        self.structured.then(|| response_schema(self.schema_style))
+    }
+
+    fn judge(&self, reply: &str) -> Judged {
+        match parse_rating(reply, self.mode) {
+            Ok(p) => Judged {
+                status: RowStatus::Ok,
+                error: None,
+                parsed_by: Some(p.by),
+                values: self.scores(Some(p.rating)),
+            },
+            Err(e) => Judged {
+                status: RowStatus::Unparsed,
+                error: Some(e),
+                parsed_by: None,
+                values: self.scores(None),
+            },
+        }
+    }
+
+    fn on_failure(&self) -> Vec<Cell> {
+        self.scores(None)
     }
 }
 
@@ -220,6 +276,19 @@ pub enum SchemaStyle {
     JsonObject,
 }
 
+impl SchemaStyle {
+    /// `response_format` asking for JSON that follows `schema`.
+    pub fn wrap(self, name: &str, schema: serde_json::Value) -> serde_json::Value {
+        match self {
+            SchemaStyle::JsonSchema => serde_json::json!({
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema}
+            }),
+            SchemaStyle::JsonObject => serde_json::json!({"type": "json_object", "schema": schema}),
+        }
+    }
+}
+
 /// The JSON schema the rater's reply must follow, as `response_format`.
 pub fn response_schema(style: SchemaStyle) -> serde_json::Value {
     let int = serde_json::json!({"type": "integer", "minimum": 1, "maximum": 10});
@@ -229,13 +298,7 @@ pub fn response_schema(style: SchemaStyle) -> serde_json::Value {
         "required": KEYS,
         "additionalProperties": false
     });
-    match style {
-        SchemaStyle::JsonSchema => serde_json::json!({
-            "type": "json_schema",
-            "json_schema": {"name": "ds2_rating", "schema": schema}
-        }),
-        SchemaStyle::JsonObject => serde_json::json!({"type": "json_object", "schema": schema}),
-    }
+    style.wrap("ds2_rating", schema)
 }
 
 /// `### role: content` lines, as the reference serializes a conversation (§3.1.1).
@@ -244,275 +307,4 @@ pub fn serialize_conversation(r: &Record) -> String {
         .iter()
         .map(|m| format!("### {}: {}\n", m.role, m.content))
         .collect()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RowStatus {
-    Ok,
-    Unparsed,
-    Failed,
-}
-
-impl RowStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            RowStatus::Ok => "ok",
-            RowStatus::Unparsed => "unparsed",
-            RowStatus::Failed => "failed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RowResult {
-    pub id: String,
-    pub status: RowStatus,
-    pub rating: Option<Rating>,
-    pub parsed_by: Option<ParsedBy>,
-    pub raw: Option<String>,
-    pub error: Option<String>,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub latency_ms: f64,
-    pub cached: bool,
-    pub endpoint: String,
-}
-
-/// Counts reported while a run goes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub done: usize,
-    pub total: usize,
-    pub unparsed: usize,
-    pub failed: usize,
-    pub cached: usize,
-    pub tokens: u64,
-}
-
-fn judged(
-    id: String,
-    endpoint: &str,
-    reply: &str,
-    opts: &RateOptions,
-    tokens: (u64, u64),
-    latency_ms: f64,
-    cached: bool,
-) -> RowResult {
-    let (status, rating, parsed_by, error) = match parse_rating(reply, opts.mode) {
-        Ok(p) => (RowStatus::Ok, Some(p.rating), Some(p.by), None),
-        Err(e) => (RowStatus::Unparsed, None, None, Some(e)),
-    };
-    RowResult {
-        id,
-        status,
-        rating,
-        parsed_by,
-        raw: Some(reply.to_string()),
-        error,
-        prompt_tokens: tokens.0,
-        completion_tokens: tokens.1,
-        latency_ms,
-        cached,
-        endpoint: endpoint.to_string(),
-    }
-}
-
-/// Rate `records`. Cached replies are reused; new replies are cached the moment they
-/// arrive, so an interrupted run resumes without asking again. Rows left when
-/// `cancel` is set are missing from the result (and are asked on the next run).
-pub async fn rate(
-    records: &[Record],
-    endpoint: Arc<Endpoint>,
-    role: &str,
-    template: &PromptTemplate,
-    cache: &JudgeCache<'_>,
-    opts: &RateOptions,
-    cancel: &AtomicBool,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<RowResult>, String> {
-    let mut results: Vec<Option<RowResult>> = vec![None; records.len()];
-    let mut p = Progress {
-        total: records.len(),
-        ..Progress::default()
-    };
-    let mut pending = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let vars = serde_json::json!({"conversation": serialize_conversation(r)});
-        let request = ChatRequest {
-            messages: template.render(&vars)?,
-            temperature: Some(opts.temperature),
-            max_tokens: Some(opts.max_tokens),
-            response_format: opts.structured.then(|| response_schema(opts.schema_style)),
-            ..ChatRequest::default()
-        };
-        let key = cache_key(&CacheKeyParts {
-            model: &endpoint.config.model,
-            role,
-            template_id: &template.id,
-            template_version: template.version,
-            request: &request,
-        });
-        match cache.get(&key).map_err(|e| e.to_string())? {
-            Some(hit) => {
-                let row = judged(
-                    r.id.clone(),
-                    &endpoint.config.name,
-                    &hit.reply,
-                    opts,
-                    (hit.prompt_tokens, hit.completion_tokens),
-                    0.0,
-                    true,
-                );
-                tally(&mut p, &row);
-                results[i] = Some(row);
-            }
-            None => pending.push((i, key, request)),
-        }
-    }
-    progress(p);
-    let window = endpoint.config.concurrency.max(1) * 4;
-    let mut queue = pending.into_iter();
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        while tasks.len() < window && !cancel.load(Ordering::Relaxed) {
-            let Some((i, key, request)) = queue.next() else {
-                break;
-            };
-            let (endpoint, retry) = (endpoint.clone(), opts.retry.clone());
-            tasks.spawn(async move { (i, key, endpoint.chat(&request, &retry).await) });
-        }
-        let Some(joined) = tasks.join_next().await else {
-            break;
-        };
-        let (i, key, outcome) = joined.map_err(|e| e.to_string())?;
-        let id = records[i].id.clone();
-        let row = match outcome {
-            Ok(reply) => {
-                let text = reply.choices.first().cloned().unwrap_or_default();
-                let value = Cached {
-                    reply: text.clone(),
-                    prompt_tokens: reply.prompt_tokens,
-                    completion_tokens: reply.completion_tokens,
-                };
-                cache
-                    .put(&key, &endpoint.config.model, &value)
-                    .map_err(|e| e.to_string())?;
-                judged(
-                    id,
-                    &reply.endpoint,
-                    &text,
-                    opts,
-                    (reply.prompt_tokens, reply.completion_tokens),
-                    reply.latency.as_secs_f64() * 1000.0,
-                    false,
-                )
-            }
-            Err(e) => failed(id, &endpoint.config.name, &e),
-        };
-        tally(&mut p, &row);
-        results[i] = Some(row);
-        progress(p);
-        if cancel.load(Ordering::Relaxed) {
-            tasks.abort_all();
-        }
-    }
-    Ok(results.into_iter().flatten().collect())
-}
-
-fn failed(id: String, endpoint: &str, e: &JudgeError) -> RowResult {
-    RowResult {
-        id,
-        status: RowStatus::Failed,
-        rating: None,
-        parsed_by: None,
-        raw: e.raw().map(str::to_string),
-        error: Some(e.to_string()),
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        latency_ms: 0.0,
-        cached: false,
-        endpoint: endpoint.to_string(),
-    }
-}
-
-fn tally(p: &mut Progress, row: &RowResult) {
-    p.done += 1;
-    p.tokens += row.prompt_tokens + row.completion_tokens;
-    match row.status {
-        RowStatus::Ok => {}
-        RowStatus::Unparsed => p.unparsed += 1,
-        RowStatus::Failed => p.failed += 1,
-    }
-    if row.cached {
-        p.cached += 1;
-    }
-}
-
-/// The sidecar frame: scores, compressed score, status, raw reply, tokens, latency.
-/// With `unparsed_as_zero` (compat) failed rows get `[0,0,0,0]` and score 0 as the
-/// reference does; otherwise their scores are null and only the status says why.
-pub fn sidecar_frame(rows: &[RowResult], unparsed_as_zero: bool) -> PolarsResult<DataFrame> {
-    let zero = unparsed_as_zero.then_some(Rating {
-        rarity: 0,
-        complexity: 0,
-        informativeness: 0,
-        overall: 0,
-    });
-    let rating = |r: &RowResult| r.rating.or(zero);
-    let col = |f: fn(&Rating) -> i64| -> Vec<Option<i64>> {
-        rows.iter().map(|r| rating(r).map(|x| f(&x))).collect()
-    };
-    DataFrame::new(
-        rows.len(),
-        vec![
-            Column::new(
-                "id".into(),
-                rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new("rarity".into(), col(|x| x.rarity)),
-            Column::new("complexity".into(), col(|x| x.complexity)),
-            Column::new("informativeness".into(), col(|x| x.informativeness)),
-            Column::new("overall".into(), col(|x| x.overall)),
-            Column::new("score".into(), col(|x| i64::from(compress(x.overall)))),
-            Column::new(
-                "status".into(),
-                rows.iter().map(|r| r.status.name()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "error".into(),
-                rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "raw".into(),
-                rows.iter().map(|r| r.raw.as_deref()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "parsed_by".into(),
-                rows.iter()
-                    .map(|r| r.parsed_by.map(|b| format!("{b:?}").to_lowercase()))
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "prompt_tokens".into(),
-                rows.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "completion_tokens".into(),
-                rows.iter().map(|r| r.completion_tokens).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "latency_ms".into(),
-                rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "cached".into(),
-                rows.iter().map(|r| r.cached).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "endpoint".into(),
-                rows.iter().map(|r| r.endpoint.as_str()).collect::<Vec<_>>(),
-            ),
-        ],
-    )
 }

@@ -1,6 +1,10 @@
 //! `stages`: one module per method step (`<method>.<stage>` ids, shared/docs/methods).
-//! So far the reply parsing and scoring rules of `ds2.rate`; the `Stage` trait and the
-//! runner that executes stages over a workspace come with the judge-gateway issue.
+//! Judge-backed stages implement [`judging::JudgeStage`]; `runner` executes a recipe's
+//! stages over a workspace.
 
+pub mod aido_classify;
 pub mod ds2_rate;
+pub mod judge_rubric;
+pub mod judging;
+pub mod recipe;
 pub mod runner;

@@ -1,125 +1,65 @@
-//! Recipes and the headless runner: `gleaner run RECIPE -w WORKSPACE`.
+//! The runner: `gleaner run RECIPE -w WORKSPACE [--shard i/n]`, and the TUI's Jobs
+//! panel, execute a recipe's stages in order over a workspace.
 //!
-//! A recipe names endpoints (`[llm.<name>]`) and stages in order (`[[stage]]`), each
-//! with its parameters, preset, and which rows it reads (`rows = "<filter>"`, `limit`).
-//! Replies are cached per request as they arrive, so an interrupted run resumes where
-//! it stopped; each stage writes its sidecar when it completes.
+//! Replies are cached per request as they arrive, so an interrupted run resumes where it
+//! stopped; each stage writes its sidecar when it completes. With `--shard i/n` a run
+//! takes the rows whose id hashes to shard i and writes `sidecars/shards/<stage>/i-of-n`;
+//! `gleaner merge-shards` folds the shards into the stage's sidecar by id.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::ds2_rate::{self, Progress, RateOptions};
+use super::aido_classify::AidoClassify;
+use super::ds2_rate::{Ds2Rate, SchemaStyle};
+use super::judge_rubric::JudgeRubric;
+use super::judging::{self, AskOptions, JudgeStage, Progress, RowStatus};
+use super::recipe::{Recipe, StageSpec};
 use crate::data::filter;
 use crate::data::frame::frame_to_records;
-use crate::error::{UserError, file_error, io_context};
+use crate::error::{UserError, file_error};
 use crate::judge::cache::JudgeCache;
-use crate::judge::client::{Endpoint, EndpointConfig};
+use crate::judge::client::{Endpoint, EndpointConfig, RetryPolicy};
+use crate::judge::managed::ManagedServer;
+use crate::judge::pool::{EndpointUsage, HealthPolicy, Pool};
 use crate::judge::prompt::PromptTemplate;
 use crate::store::Workspace;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecipeEndpoint {
-    pub base_url: String,
-    pub model: String,
-    #[serde(default)]
-    pub api_key_env: Option<String>,
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    #[serde(default)]
-    pub timeout_s: Option<f64>,
-    /// `json_schema` (OpenAI, vLLM, SGLang; default) or `json_object` (llama-cpp-python).
-    #[serde(default)]
-    pub schema_style: ds2_rate::SchemaStyle,
+/// Shard `index` of `count` (1-based, as typed: `--shard 2/4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StageSpec {
-    pub id: String,
-    pub endpoint: String,
-    #[serde(default)]
-    pub preset: Option<String>,
-    /// Filter expression choosing the rows this stage reads.
-    #[serde(default)]
-    pub rows: Option<String>,
-    #[serde(default)]
-    pub limit: Option<usize>,
-    /// A user prompt template file instead of the built-in one.
-    #[serde(default)]
-    pub prompt: Option<PathBuf>,
-    #[serde(default)]
-    pub temperature: Option<f64>,
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// Ask for schema-constrained JSON (`response_format`).
-    #[serde(default)]
-    pub structured: Option<bool>,
-    /// Store unparsed/failed rows as `[0,0,0,0]` like the reference code.
-    #[serde(default)]
-    pub unparsed_as_zero: Option<bool>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    #[serde(default)]
-    pub llm: BTreeMap<String, RecipeEndpoint>,
-    #[serde(default)]
-    pub stage: Vec<StageSpec>,
-}
-
-pub const STAGES: &[&str] = &["ds2.rate"];
-
-impl Recipe {
-    pub fn load(path: &Path) -> Result<Self, UserError> {
-        let text = std::fs::read_to_string(path).map_err(|e| io_context(path, e))?;
-        let recipe: Recipe = toml::from_str(&text)
-            .map_err(|e| file_error(path, format!("invalid recipe: {}", e.message())))?;
-        if recipe.stage.is_empty() {
-            return Err(file_error(path, "the recipe has no [[stage]]"));
+impl Shard {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("--shard {text}: expected i/n with 1 ≤ i ≤ n, e.g. 2/4");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<u32>().map_err(|_| bad())?,
+            n.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
         }
-        for s in &recipe.stage {
-            if !STAGES.contains(&s.id.as_str()) {
-                return Err(file_error(
-                    path,
-                    format!(
-                        "unknown stage `{}` (available: {})",
-                        s.id,
-                        STAGES.join(", ")
-                    ),
-                ));
-            }
-            if !recipe.llm.contains_key(&s.endpoint) {
-                return Err(file_error(
-                    path,
-                    format!(
-                        "stage `{}` names endpoint `{}`, which has no [llm.{}] table",
-                        s.id, s.endpoint, s.endpoint
-                    ),
-                ));
-            }
-            if let Some(p) = s
-                .preset
-                .as_deref()
-                .filter(|p| !matches!(*p, "paper" | "compat"))
-            {
-                return Err(file_error(
-                    path,
-                    format!(
-                        "stage `{}`: preset `{p}` is not \"paper\" or \"compat\"",
-                        s.id
-                    ),
-                ));
-            }
-        }
-        Ok(recipe)
+        Ok(Self { index, count })
+    }
+
+    /// Whether a row belongs to this shard: a stable hash of its id, so every machine
+    /// agrees without talking to the others.
+    pub fn owns(&self, id: &str) -> bool {
+        xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % u64::from(self.count)
+            == u64::from(self.index - 1)
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}-of-{}", self.index, self.count)
     }
 }
 
@@ -127,11 +67,13 @@ impl Recipe {
 pub struct RunOptions {
     pub no_cache: bool,
     pub dry_run: bool,
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageSummary {
     pub stage: String,
+    pub name: String,
     pub rows: usize,
     pub ok: usize,
     pub unparsed: usize,
@@ -141,51 +83,140 @@ pub struct StageSummary {
     pub tokens: u64,
     pub seconds: f64,
     pub interrupted: bool,
+    pub shard: Option<String>,
     pub sidecar: Option<PathBuf>,
+    /// Requests and tokens per endpoint of the stage's role.
+    pub endpoints: Vec<EndpointUsage>,
 }
 
-fn line(stage: &str, p: &Progress, started: Instant) -> String {
-    let secs = started.elapsed().as_secs_f64().max(1e-3);
-    let rate = p.done as f64 / secs;
+/// What a run reports as it goes (stderr for the CLI, the Jobs panel in the TUI).
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A managed local judge is starting or up, or other one-line news.
+    Note(String),
+    Started {
+        stage: String,
+        rows: usize,
+    },
+    Progress {
+        stage: String,
+        progress: Progress,
+        elapsed: Duration,
+    },
+    Finished(StageSummary),
+}
+
+/// One progress line: rows, unparsed, failed, cached, tokens, throughput, ETA.
+pub fn progress_line(stage: &str, p: &Progress, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-3);
+    let fresh = p.done.saturating_sub(p.cached);
+    let rate = fresh as f64 / secs;
     let eta = if rate > 0.0 {
-        (p.total - p.done) as f64 / rate
+        format!("{:.0}s", (p.total - p.done) as f64 / rate)
     } else {
-        0.0
+        "–".into()
     };
     format!(
-        "{stage:<12} {}/{} rows  unparsed {}  failed {}  cached {}  tokens {}  {:.1} rows/s  ETA {:.0}s",
-        p.done, p.total, p.unparsed, p.failed, p.cached, p.tokens, rate, eta
+        "{stage:<14} {}/{} rows  unparsed {}  failed {}  cached {}  tokens {}  {:.1} rows/s  ETA {eta}",
+        p.done, p.total, p.unparsed, p.failed, p.cached, p.tokens, rate
     )
 }
 
-/// Run every stage of `recipe` on the workspace, reporting progress on stderr.
+/// Run every stage of `recipe`, with progress on stderr and Ctrl-C stopping cleanly.
 pub fn run_recipe(
     ws: &Workspace,
     recipe: &Recipe,
     opts: &RunOptions,
+) -> Result<Vec<StageSummary>, UserError> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc_thread(move || {
+            eprintln!("\nstopping after the requests in flight (Ctrl-C again to kill)…");
+            cancel.store(true, Ordering::SeqCst);
+        });
+    }
+    let mut last_print = Instant::now() - Duration::from_secs(1);
+    run_recipe_with(ws, recipe, opts, cancel, &mut |event| match event {
+        RunEvent::Note(text) => eprintln!("{text}"),
+        RunEvent::Started { .. } => {}
+        RunEvent::Progress {
+            stage,
+            progress,
+            elapsed,
+        } => {
+            if last_print.elapsed().as_millis() >= 500 || progress.done == progress.total {
+                eprintln!("{}", progress_line(stage, progress, *elapsed));
+                last_print = Instant::now();
+            }
+        }
+        RunEvent::Finished(s) => {
+            for e in &s.endpoints {
+                eprintln!(
+                    "  {} {}: {} requests, {} retries, {} failures, {} prompt + {} completion tokens, peak {} in flight",
+                    e.role,
+                    e.endpoint,
+                    e.requests,
+                    e.retries,
+                    e.failures,
+                    e.prompt_tokens,
+                    e.completion_tokens,
+                    e.max_in_flight
+                );
+            }
+        }
+    })
+}
+
+/// First Ctrl-C calls `on_first`; a second one exits at once.
+fn ctrlc_thread(on_first: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    on_first();
+                    let _ = tokio::signal::ctrl_c().await;
+                    std::process::exit(130);
+                }
+            });
+        })
+        .map(|_| ())
+}
+
+/// Run every stage of `recipe`, reporting through `report`, until done or `cancel`.
+pub fn run_recipe_with(
+    ws: &Workspace,
+    recipe: &Recipe,
+    opts: &RunOptions,
+    cancel: Arc<AtomicBool>,
+    report: &mut dyn FnMut(&RunEvent),
 ) -> Result<Vec<StageSummary>, UserError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| UserError::new(format!("cannot start the async runtime: {e}")))?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        runtime.spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\nstopping after the requests in flight (Ctrl-C again to kill)…");
-                cancel.store(true, Ordering::SeqCst);
-                let _ = tokio::signal::ctrl_c().await;
-                std::process::exit(130);
-            }
-        });
-    }
+    // Local judges live for the whole run and stop when `_servers` drops.
+    let (_servers, urls) = if opts.dry_run {
+        (Vec::new(), BTreeMap::new())
+    } else {
+        start_managed(ws, recipe, report)?
+    };
     let db = ws.db()?;
     let mut out = Vec::new();
     for spec in &recipe.stage {
-        let summary = run_stage(ws, &db, recipe, spec, opts, &runtime, &cancel)?;
+        let summary = run_stage(
+            ws, &db, recipe, spec, &urls, opts, &runtime, &cancel, report,
+        )?;
         let interrupted = summary.interrupted;
+        report(&RunEvent::Finished(summary.clone()));
         out.push(summary);
         if interrupted {
             break;
@@ -194,189 +225,362 @@ pub fn run_recipe(
     Ok(out)
 }
 
-fn select_rows(ws: &Workspace, spec: &StageSpec) -> Result<DataFrame, UserError> {
+/// Start the local judges the stages use; their URLs by (role, replica).
+#[allow(clippy::type_complexity)]
+fn start_managed(
+    ws: &Workspace,
+    recipe: &Recipe,
+    report: &mut dyn FnMut(&RunEvent),
+) -> Result<(Vec<ManagedServer>, BTreeMap<(String, usize), String>), UserError> {
+    let used: BTreeSet<&str> = recipe.stage.iter().map(|s| s.endpoint.as_str()).collect();
+    let mut servers = Vec::new();
+    let mut urls = BTreeMap::new();
+    for role in used {
+        for (k, e) in recipe.llm[role].list().iter().enumerate() {
+            let Some(command) = &e.command else { continue };
+            report(&RunEvent::Note(format!(
+                "starting the local judge `{role}`: {}",
+                command.join(" ")
+            )));
+            let log = ws.log_dir().join(format!("judge-{role}-{k}.log"));
+            let timeout = Duration::from_secs_f64(e.startup_timeout_s.unwrap_or(180.0).max(1.0));
+            let server = ManagedServer::start(role, command, &recipe.dir, log, timeout)?;
+            let url = match &e.base_url {
+                Some(u) => u.replace("{port}", &port_of(&server.base_url)),
+                None => server.base_url.clone(),
+            };
+            report(&RunEvent::Note(format!(
+                "local judge `{role}` is up at {url}"
+            )));
+            urls.insert((role.to_string(), k), url);
+            servers.push(server);
+        }
+    }
+    Ok((servers, urls))
+}
+
+fn port_of(url: &str) -> String {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The role's replicas as a pool.
+fn build_pool(
+    recipe: &Recipe,
+    role: &str,
+    urls: &BTreeMap<(String, usize), String>,
+) -> Result<Pool, UserError> {
+    let replicas = recipe.llm[role].list();
+    let mut endpoints = Vec::new();
+    for (k, e) in replicas.iter().enumerate() {
+        let base_url = urls
+            .get(&(role.to_string(), k))
+            .cloned()
+            .or_else(|| e.base_url.clone())
+            // A dry run does not start local judges; nothing is sent to this URL.
+            .unwrap_or_else(|| "http://127.0.0.1:0/v1".into());
+        let name = e.name.clone().unwrap_or_else(|| {
+            if replicas.len() == 1 {
+                role.to_string()
+            } else {
+                format!("{role}#{}", k + 1)
+            }
+        });
+        let mut config = EndpointConfig::new(&name, &base_url, &e.model);
+        config.api_key_env = e.api_key_env.clone();
+        config.concurrency = e.concurrency.unwrap_or(config.concurrency);
+        config.timeout_s = e.timeout_s.unwrap_or(config.timeout_s);
+        config.weight = e.weight.unwrap_or(1.0);
+        config.rps = e.rps;
+        config.tpm = e.tpm;
+        endpoints.push(Endpoint::new(config).map_err(UserError::new)?);
+    }
+    Pool::new(role, endpoints, HealthPolicy::default()).map_err(UserError::new)
+}
+
+/// The stage object and its sampling settings, from the spec and its preset.
+fn build_stage(spec: &StageSpec, schema_style: SchemaStyle) -> (Arc<dyn JudgeStage>, AskOptions) {
+    let compat = spec.compat();
+    let mut retry = RetryPolicy::default();
+    let (stage, temperature, max_tokens): (Arc<dyn JudgeStage>, f64, u32) = match spec.id.as_str() {
+        "ds2.rate" => {
+            let mut s = Ds2Rate::preset(compat);
+            s.structured = spec.structured.unwrap_or(s.structured);
+            s.schema_style = schema_style;
+            s.unparsed_as_zero = spec.unparsed_as_zero.unwrap_or(s.unparsed_as_zero);
+            let (t, m) = Ds2Rate::sampling(compat);
+            (Arc::new(s), t, m)
+        }
+        "aido.classify" => {
+            let mut s = AidoClassify::preset(compat);
+            s.drop_non_reasoning = spec.drop_non_reasoning.unwrap_or(true);
+            let (t, m, attempts) = AidoClassify::sampling(compat);
+            retry.max_attempts = attempts;
+            (Arc::new(s), t, m)
+        }
+        "judge.rubric" => {
+            let s = JudgeRubric {
+                rubric: spec.rubric.clone().expect("validated"),
+                structured: spec.structured.unwrap_or(true),
+                schema_style,
+            };
+            (Arc::new(s), 0.0, 256)
+        }
+        other => unreachable!("recipe validation knows no stage {other}"),
+    };
+    if let Some(r) = spec.retries {
+        retry.max_attempts = r + 1;
+    }
+    let opts = AskOptions {
+        temperature: spec.temperature.unwrap_or(temperature),
+        max_tokens: spec.max_tokens.unwrap_or(max_tokens),
+        retry,
+    };
+    (stage, opts)
+}
+
+fn select_rows(
+    ws: &Workspace,
+    spec: &StageSpec,
+    shard: Option<Shard>,
+) -> Result<DataFrame, UserError> {
     let mut frame = ws.read_frame_with_sidecars(None)?;
+    let take = |frame: &DataFrame, idx: Vec<IdxSize>| {
+        frame
+            .take(&IdxCa::from_vec("idx".into(), idx))
+            .map_err(|e| UserError::new(e.to_string()))
+    };
     if let Some(expr) = &spec.rows {
         let f = filter::compile(expr, &frame.schema())
-            .map_err(|e| UserError::new(format!("stage `{}` rows: {e}", spec.id)))?;
+            .map_err(|e| UserError::new(format!("stage `{}` rows: {e}", spec.name())))?;
         let idx = filter::matching_rows(&frame, &f)
-            .map_err(|e| UserError::new(format!("stage `{}` rows: {e}", spec.id)))?;
-        frame = frame
-            .take(&IdxCa::from_vec("idx".into(), idx))
-            .map_err(|e| UserError::new(e.to_string()))?;
+            .map_err(|e| UserError::new(format!("stage `{}` rows: {e}", spec.name())))?;
+        frame = take(&frame, idx)?;
     }
     if let Some(n) = spec.limit {
         frame = frame.head(Some(n));
     }
+    if let Some(shard) = shard {
+        let ids = frame
+            .column("id")
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| UserError::new(e.to_string()))?;
+        let idx = ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| id.is_some_and(|id| shard.owns(id)))
+            .map(|(i, _)| i as IdxSize)
+            .collect();
+        frame = take(&frame, idx)?;
+    }
     Ok(frame)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_stage(
     ws: &Workspace,
     db: &crate::store::Db,
     recipe: &Recipe,
     spec: &StageSpec,
+    urls: &BTreeMap<(String, usize), String>,
     opts: &RunOptions,
     runtime: &tokio::runtime::Runtime,
     cancel: &Arc<AtomicBool>,
+    report: &mut dyn FnMut(&RunEvent),
 ) -> Result<StageSummary, UserError> {
     let started = Instant::now();
-    let frame = select_rows(ws, spec)?;
+    let name = spec.name().to_string();
+    let frame = select_rows(ws, spec, opts.shard)?;
     let records = frame_to_records(&frame).map_err(|e| UserError::new(e.to_string()))?;
-    let ep = &recipe.llm[&spec.endpoint];
-    let endpoint = Arc::new(
-        Endpoint::new(EndpointConfig {
-            name: spec.endpoint.clone(),
-            base_url: ep.base_url.clone(),
-            model: ep.model.clone(),
-            api_key_env: ep.api_key_env.clone(),
-            concurrency: ep.concurrency.unwrap_or(8),
-            timeout_s: ep.timeout_s.unwrap_or(120.0),
-        })
-        .map_err(UserError::new)?,
-    );
+    let pool = Arc::new(build_pool(recipe, &spec.endpoint, urls)?);
+    let schema_style = recipe.llm[&spec.endpoint].list()[0].schema_style;
+    let (stage, ask) = build_stage(spec, schema_style);
     let template = match &spec.prompt {
-        Some(p) => PromptTemplate::load(p)?,
+        Some(p) => PromptTemplate::load(&recipe.dir.join(p))?,
         None => PromptTemplate::builtin(&spec.id).expect("every stage ships a prompt"),
     };
-    let compat = spec.preset.as_deref() == Some("compat");
-    let mut rate_opts = RateOptions::preset(compat);
-    if let Some(t) = spec.temperature {
-        rate_opts.temperature = t;
-    }
-    if let Some(m) = spec.max_tokens {
-        rate_opts.max_tokens = m;
-    }
-    if let Some(s) = spec.structured {
-        rate_opts.structured = s;
-    }
-    rate_opts.schema_style = ep.schema_style;
+    let mut summary = StageSummary {
+        stage: spec.id.clone(),
+        name: name.clone(),
+        rows: records.len(),
+        ok: 0,
+        unparsed: 0,
+        failed: 0,
+        cached: 0,
+        requests: 0,
+        tokens: 0,
+        seconds: 0.0,
+        interrupted: false,
+        shard: opts.shard.map(|s| s.label()),
+        sidecar: None,
+        endpoints: Vec::new(),
+    };
     if opts.dry_run {
-        eprintln!(
-            "{}: {} rows selected; endpoint {} ({}); prompt {} v{}",
-            spec.id,
+        let models: Vec<String> = pool.endpoints().map(|e| e.config.model.clone()).collect();
+        report(&RunEvent::Note(format!(
+            "{name}: {} rows selected; role {} ({} endpoint(s): {}); prompt {} v{}",
             records.len(),
             spec.endpoint,
-            ep.model,
+            models.len(),
+            models.join(", "),
             template.id,
             template.version
-        );
+        )));
         if let Some(first) = records.first() {
-            let vars = serde_json::json!({"conversation": ds2_rate::serialize_conversation(first)});
-            for m in template.render(&vars).map_err(UserError::new)? {
-                eprintln!("--- {} ---\n{}", m.role, m.content);
+            let request = judging::request_for(stage.as_ref(), &template, first, &ask)
+                .map_err(UserError::new)?;
+            for m in request.messages {
+                report(&RunEvent::Note(format!(
+                    "--- {} ---\n{}",
+                    m.role, m.content
+                )));
             }
         }
-        return Ok(StageSummary {
-            stage: spec.id.clone(),
-            rows: records.len(),
-            ok: 0,
-            unparsed: 0,
-            failed: 0,
-            cached: 0,
-            requests: 0,
-            tokens: 0,
-            seconds: 0.0,
-            interrupted: false,
-            sidecar: None,
-        });
+        return Ok(summary);
     }
-    let run_id = start_run(db, spec)?;
+    report(&RunEvent::Started {
+        stage: name.clone(),
+        rows: records.len(),
+    });
+    let run_id = start_run(db, spec, opts)?;
     let cache = JudgeCache::new(db, !opts.no_cache);
-    let mut last_print = Instant::now();
     let mut last = Progress::default();
     let results = runtime
-        .block_on(ds2_rate::rate(
+        .block_on(judging::judge_rows(
+            stage.clone(),
             &records,
-            endpoint.clone(),
-            &spec.endpoint,
+            pool.clone(),
             &template,
             &cache,
-            &rate_opts,
+            &ask,
             cancel,
             &mut |p| {
                 last = p;
-                if last_print.elapsed().as_millis() >= 500 || p.done == p.total {
-                    eprintln!("{}", line(&spec.id, &p, started));
-                    last_print = Instant::now();
-                }
+                report(&RunEvent::Progress {
+                    stage: name.clone(),
+                    progress: p,
+                    elapsed: started.elapsed(),
+                });
             },
         ))
         .map_err(UserError::new)?;
-    let interrupted = results.len() < records.len();
-    let sidecar = if interrupted {
-        None
-    } else {
-        let unparsed_as_zero = spec.unparsed_as_zero.unwrap_or(compat);
-        let fresh = ds2_rate::sidecar_frame(&results, unparsed_as_zero)
+    summary.interrupted = results.len() < records.len();
+    if !summary.interrupted {
+        let fresh = judging::sidecar_frame(stage.as_ref(), &results)
             .map_err(|e| UserError::new(e.to_string()))?;
-        Some(merge_sidecar(ws, &spec.id, fresh)?)
-    };
-    let count = |s| results.iter().filter(|r| r.status == s).count();
-    let summary = StageSummary {
-        stage: spec.id.clone(),
-        rows: records.len(),
-        ok: count(ds2_rate::RowStatus::Ok),
-        unparsed: count(ds2_rate::RowStatus::Unparsed),
-        failed: count(ds2_rate::RowStatus::Failed),
-        cached: last.cached,
-        requests: endpoint.stats.requests.load(Ordering::Relaxed),
-        tokens: last.tokens,
-        seconds: started.elapsed().as_secs_f64(),
-        interrupted,
-        sidecar,
-    };
+        summary.sidecar = Some(match opts.shard {
+            None => merge_sidecar(ws, &name, fresh)?,
+            Some(shard) => {
+                let path = ws.shard_sidecar_path(&name, &shard.label());
+                let merged = merge_rows(&path, prefixed(&name, fresh)?)?;
+                ws.write_parquet_atomic(&path, &merged)?
+            }
+        });
+    }
+    let count = |s| results.iter().filter(|r| r.status() == s).count();
+    summary.ok = count(RowStatus::Ok);
+    summary.unparsed = count(RowStatus::Unparsed);
+    summary.failed = count(RowStatus::Failed);
+    summary.cached = last.cached;
+    summary.endpoints = pool.usage();
+    summary.requests = summary.endpoints.iter().map(|e| e.requests).sum();
+    summary.tokens = last.tokens;
+    summary.seconds = started.elapsed().as_secs_f64();
     finish_run(db, run_id, &summary)?;
     Ok(summary)
+}
+
+/// `fresh` with every column but `id` named `<stage>.<column>`.
+fn prefixed(stage: &str, mut fresh: DataFrame) -> Result<DataFrame, UserError> {
+    for name in fresh.get_column_names_owned() {
+        if name != "id" {
+            fresh
+                .rename(&name, format!("{stage}.{name}").into())
+                .map_err(|e| UserError::new(e.to_string()))?;
+        }
+    }
+    Ok(fresh)
+}
+
+/// The rows of the file at `path` that `fresh` does not replace, followed by `fresh`.
+/// Rows of an older layout (a changed rubric) are dropped with the file's schema.
+fn merge_rows(path: &Path, fresh: DataFrame) -> Result<DataFrame, UserError> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(fresh);
+    };
+    let old = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| file_error(path, e))?;
+    let new_ids: HashSet<&str> = fresh
+        .column("id")
+        .and_then(|c| c.str())
+        .map_err(|e| UserError::new(e.to_string()))?
+        .iter()
+        .flatten()
+        .collect();
+    let keep: BooleanChunked = old
+        .column("id")
+        .and_then(|c| c.str())
+        .map_err(|e| file_error(path, e))?
+        .iter()
+        .map(|id| Some(!id.is_some_and(|id| new_ids.contains(id))))
+        .collect();
+    let kept = old.filter(&keep).map_err(|e| file_error(path, e))?;
+    if kept.height() > 0 && kept.schema() == fresh.schema() {
+        kept.vstack(&fresh).map_err(|e| file_error(path, e))
+    } else {
+        Ok(fresh)
+    }
 }
 
 /// Replace this run's rows in the stage's sidecar, keeping rows of earlier runs that
 /// this run did not select.
 fn merge_sidecar(ws: &Workspace, stage: &str, fresh: DataFrame) -> Result<PathBuf, UserError> {
-    let path = ws.sidecar_path(stage);
-    let prefix = format!("{stage}.");
-    let mut fresh = fresh;
-    for name in fresh.get_column_names_owned() {
-        if name != "id" {
-            fresh
-                .rename(&name, format!("{prefix}{name}").into())
-                .map_err(|e| UserError::new(e.to_string()))?;
-        }
-    }
-    let merged = match std::fs::File::open(&path) {
-        Ok(file) => {
-            let old = ParquetReader::new(file)
-                .finish()
-                .map_err(|e| file_error(&path, e))?;
-            let new_ids: HashSet<&str> = fresh
-                .column("id")
-                .and_then(|c| c.str())
-                .map_err(|e| UserError::new(e.to_string()))?
-                .iter()
-                .flatten()
-                .collect();
-            let keep: BooleanChunked = old
-                .column("id")
-                .and_then(|c| c.str())
-                .map_err(|e| file_error(&path, e))?
-                .iter()
-                .map(|id| Some(!id.is_some_and(|id| new_ids.contains(id))))
-                .collect();
-            let kept = old.filter(&keep).map_err(|e| file_error(&path, e))?;
-            if kept.height() > 0 && kept.schema() == fresh.schema() {
-                kept.vstack(&fresh).map_err(|e| file_error(&path, e))?
-            } else {
-                fresh
-            }
-        }
-        Err(_) => fresh,
-    };
+    let merged = merge_rows(&ws.sidecar_path(stage), prefixed(stage, fresh)?)?;
     ws.write_sidecar(stage, &merged)
 }
 
-fn start_run(db: &crate::store::Db, spec: &StageSpec) -> Result<i64, UserError> {
+/// Fold every shard sidecar into its stage's sidecar (by id), then set the shard files
+/// aside as `*.merged`. Returns (stage, rows merged) per stage.
+pub fn merge_shards(ws: &Workspace) -> Result<Vec<(String, usize)>, UserError> {
+    let mut out = Vec::new();
+    for (stage, files) in ws.shard_sidecars() {
+        let mut all: Option<DataFrame> = None;
+        for f in &files {
+            let file = std::fs::File::open(f).map_err(|e| crate::error::io_context(f, e))?;
+            let part = ParquetReader::new(file)
+                .finish()
+                .map_err(|e| file_error(f, e))?;
+            all = Some(match all {
+                None => part,
+                Some(acc) => acc.vstack(&part).map_err(|e| {
+                    file_error(
+                        f,
+                        format!("shards of `{stage}` have different columns: {e}"),
+                    )
+                })?,
+            });
+        }
+        let Some(all) = all else { continue };
+        let rows = all.height();
+        let merged = merge_rows(&ws.sidecar_path(&stage), all)?;
+        ws.write_sidecar(&stage, &merged)?;
+        for f in &files {
+            let done = f.with_extension("parquet.merged");
+            std::fs::rename(f, &done).map_err(|e| crate::error::io_context(f, e))?;
+        }
+        out.push((stage, rows));
+    }
+    Ok(out)
+}
+
+fn start_run(db: &crate::store::Db, spec: &StageSpec, opts: &RunOptions) -> Result<i64, UserError> {
     let params = serde_json::json!({
-        "endpoint": spec.endpoint, "preset": spec.preset, "rows": spec.rows, "limit": spec.limit,
+        "name": spec.name(), "endpoint": spec.endpoint, "preset": spec.preset,
+        "rows": spec.rows, "limit": spec.limit, "shard": opts.shard,
     });
     db.conn
         .execute(

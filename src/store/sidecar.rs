@@ -63,14 +63,60 @@ impl Workspace {
                     .map_err(fail)?;
             }
         }
-        std::fs::create_dir_all(self.sidecar_dir())
-            .map_err(|e| io_context(&self.sidecar_dir(), e))?;
+        self.write_parquet_atomic(&path, &out)
+    }
+
+    /// Write `frame` to `path` through a temporary file and a rename, so a reader (or
+    /// a crash) sees the old file or the new one, never half of one.
+    pub fn write_parquet_atomic(
+        &self,
+        path: &Path,
+        frame: &DataFrame,
+    ) -> Result<PathBuf, UserError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_context(dir, e))?;
+        }
         let tmp = path.with_extension("parquet.tmp");
         let file = std::fs::File::create(&tmp).map_err(|e| io_context(&tmp, e))?;
-        ParquetWriter::new(&file).finish(&mut out).map_err(fail)?;
+        ParquetWriter::new(&file)
+            .finish(&mut frame.clone())
+            .map_err(|e| file_error(path, format!("cannot write: {e}")))?;
         file.sync_all().map_err(|e| io_context(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_context(&path, e))?;
-        Ok(path)
+        std::fs::rename(&tmp, path).map_err(|e| io_context(path, e))?;
+        Ok(path.to_path_buf())
+    }
+
+    /// Where `gleaner run --shard` writes its part of a stage's sidecar.
+    pub fn shard_sidecar_path(&self, stage: &str, shard: &str) -> PathBuf {
+        self.sidecar_dir()
+            .join("shards")
+            .join(stage)
+            .join(format!("{shard}.parquet"))
+    }
+
+    /// Shard sidecars not merged yet, by stage.
+    pub fn shard_sidecars(&self) -> Vec<(String, Vec<PathBuf>)> {
+        let root = self.sidecar_dir().join("shards");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let stage = entry.file_name().to_string_lossy().into_owned();
+            if !valid_stage(&stage) {
+                continue;
+            }
+            let mut files: Vec<PathBuf> = std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+                .collect();
+            files.sort();
+            if !files.is_empty() {
+                out.push((stage, files));
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Every sidecar column, aligned to `ids` (null where a sidecar has no row).

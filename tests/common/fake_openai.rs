@@ -1,6 +1,7 @@
 //! An in-process OpenAI-compatible stub for fault injection: replies are scripted in
-//! order (then a default), each with a status, headers, body, delay, or a dropped
-//! connection. It counts requests and the most requests it saw at once.
+//! order (then a default), or computed from the request body by a function; each has a
+//! status, headers, body, delay, or a dropped connection. It counts requests, the most
+//! it saw at once, and keeps every body and path.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -59,19 +60,38 @@ pub struct FakeServer {
     pub requests: Arc<AtomicUsize>,
     pub max_concurrent: Arc<AtomicUsize>,
     pub bodies: Arc<Mutex<Vec<String>>>,
+    pub paths: Arc<Mutex<Vec<String>>>,
     pub auth: Arc<Mutex<Vec<Option<String>>>>,
 }
 
+type Responder = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
+
+/// Replies in `script` order, then `default` for every further request.
 pub async fn start(script: Vec<Reply>, default: Reply) -> FakeServer {
+    let script = Mutex::new(VecDeque::from(script));
+    start_with(move |_| {
+        script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(default.clone())
+    })
+    .await
+}
+
+/// Replies computed from each request's body (deterministic whatever the order).
+pub async fn start_with(respond: impl Fn(&str) -> Reply + Send + Sync + 'static) -> FakeServer {
+    let respond: Responder = Arc::new(respond);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let script = Arc::new(Mutex::new(VecDeque::from(script)));
     let requests = Arc::new(AtomicUsize::new(0));
     let max_concurrent = Arc::new(AtomicUsize::new(0));
     let current = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(Mutex::new(Vec::new()));
+    let paths = Arc::new(Mutex::new(Vec::new()));
     let auth = Arc::new(Mutex::new(Vec::new()));
     let server = FakeServer {
+        paths: paths.clone(),
         url,
         requests: requests.clone(),
         max_concurrent: max_concurrent.clone(),
@@ -83,9 +103,9 @@ pub async fn start(script: Vec<Reply>, default: Reply) -> FakeServer {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
-            let (script, default, requests, max_concurrent, current, bodies, auth) = (
-                script.clone(),
-                default.clone(),
+            let (respond, paths, requests, max_concurrent, current, bodies, auth) = (
+                respond.clone(),
+                paths.clone(),
                 requests.clone(),
                 max_concurrent.clone(),
                 current.clone(),
@@ -140,7 +160,14 @@ pub async fn start(script: Vec<Reply>, default: Reply) -> FakeServer {
                         })
                         .map(str::to_string),
                 );
-                let reply = script.lock().unwrap().pop_front().unwrap_or(default);
+                paths.lock().unwrap().push(
+                    head.split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                let body = String::from_utf8_lossy(&buf[header_end..]).to_string();
+                let reply = respond(&body);
                 tokio::time::sleep(reply.delay).await;
                 current.fetch_sub(1, Ordering::SeqCst);
                 if reply.drop {

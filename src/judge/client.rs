@@ -257,26 +257,44 @@ impl Endpoint {
         format!("{}/{path}", self.config.base_url.trim_end_matches('/'))
     }
 
-    /// One `/chat/completions` attempt, no retry.
-    pub async fn attempt_chat(&self, req: &ChatRequest) -> Attempt {
+    /// One `/chat/completions` attempt, no retry. `go` is asked once a concurrency slot
+    /// is free; `false` gives up the slot unsent (`None`), e.g. when the pool took this
+    /// endpoint out while the request waited.
+    pub async fn attempt_chat(
+        &self,
+        req: &ChatRequest,
+        go: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Attempt> {
         let mut body = serde_json::to_value(req).expect("request serializes");
         body["model"] = json!(self.config.model);
-        self.attempt("chat/completions", &body).await
+        self.attempt("chat/completions", &body, go).await
     }
 
-    /// One `/completions` attempt, no retry.
-    pub async fn attempt_complete(&self, req: &CompletionRequest) -> Attempt {
+    /// One `/completions` attempt, no retry; `go` as for [`Self::attempt_chat`].
+    pub async fn attempt_complete(
+        &self,
+        req: &CompletionRequest,
+        go: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Attempt> {
         let mut body = serde_json::to_value(req).expect("request serializes");
         body["model"] = json!(self.config.model);
-        self.attempt("completions", &body).await
+        self.attempt("completions", &body, go).await
     }
 
-    async fn attempt(&self, path: &str, body: &Value) -> Attempt {
+    async fn attempt(
+        &self,
+        path: &str,
+        body: &Value,
+        go: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Attempt> {
         let _permit = self
             .permits
             .acquire()
             .await
             .expect("semaphore never closes");
+        if !go() {
+            return None;
+        }
         self.limiter.wait().await;
         let now = self.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -284,7 +302,7 @@ impl Endpoint {
         let started = Instant::now();
         let out = self.send(path, body).await;
         self.stats.in_flight.fetch_sub(1, Ordering::SeqCst);
-        match out {
+        Some(match out {
             Ok(mut reply) => {
                 reply.latency = started.elapsed();
                 self.limiter
@@ -295,7 +313,7 @@ impl Endpoint {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 Err(e)
             }
-        }
+        })
     }
 
     async fn send(&self, path: &str, body: &Value) -> Attempt {

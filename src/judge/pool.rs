@@ -9,7 +9,6 @@
 //! passed one request is let through as a probe, and its outcome brings the endpoint
 //! back or takes it out again for twice as long (capped).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -17,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::client::{
-    Attempt, ChatReply, ChatRequest, CompletionRequest, Endpoint, JudgeError, RetryPolicy,
-};
+use super::client::{ChatReply, ChatRequest, CompletionRequest, Endpoint, JudgeError, RetryPolicy};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthPolicy {
@@ -80,6 +77,12 @@ pub struct EndpointUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub max_in_flight: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Request<'r> {
+    Chat(&'r ChatRequest),
+    Complete(&'r CompletionRequest),
 }
 
 enum Pick {
@@ -177,7 +180,7 @@ impl Pool {
         req: &ChatRequest,
         policy: &RetryPolicy,
     ) -> Result<ChatReply, JudgeError> {
-        self.run(policy, |e| e.attempt_chat(req)).await
+        self.run(policy, Request::Chat(req)).await
     }
 
     pub async fn complete(
@@ -185,18 +188,14 @@ impl Pool {
         req: &CompletionRequest,
         policy: &RetryPolicy,
     ) -> Result<ChatReply, JudgeError> {
-        self.run(policy, |e| e.attempt_complete(req)).await
+        self.run(policy, Request::Complete(req)).await
     }
 
-    async fn run<'a, F, Fut>(
-        &'a self,
+    async fn run(
+        &self,
         policy: &RetryPolicy,
-        call: F,
-    ) -> Result<ChatReply, JudgeError>
-    where
-        F: Fn(&'a Endpoint) -> Fut,
-        Fut: Future<Output = Attempt>,
-    {
+        request: Request<'_>,
+    ) -> Result<ChatReply, JudgeError> {
         let started = Instant::now();
         let mut avoid = None;
         let mut attempt = 0;
@@ -210,9 +209,19 @@ impl Pool {
                 }
             };
             let member = &self.members[i];
+            // Sent only if the endpoint was not taken out while this waited for a slot.
+            let epoch = member.ejections.load(Ordering::SeqCst);
+            let go = move || member.ejections.load(Ordering::SeqCst) == epoch;
             member.assigned.fetch_add(1, Ordering::SeqCst);
-            let outcome = call(&member.endpoint).await;
+            let outcome = match request {
+                Request::Chat(r) => member.endpoint.attempt_chat(r, &go).await,
+                Request::Complete(r) => member.endpoint.attempt_complete(r, &go).await,
+            };
             member.assigned.fetch_sub(1, Ordering::SeqCst);
+            let Some(outcome) = outcome else {
+                attempt -= 1;
+                continue;
+            };
             match outcome {
                 Ok(mut reply) => {
                     self.succeeded(i);

@@ -58,6 +58,8 @@ impl Reply {
 pub struct FakeServer {
     pub url: String,
     pub requests: Arc<AtomicUsize>,
+    /// Replies written out in full.
+    pub answered: Arc<AtomicUsize>,
     pub max_concurrent: Arc<AtomicUsize>,
     pub bodies: Arc<Mutex<Vec<String>>>,
     pub paths: Arc<Mutex<Vec<String>>>,
@@ -85,6 +87,7 @@ pub async fn start_with(respond: impl Fn(&str) -> Reply + Send + Sync + 'static)
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
     let max_concurrent = Arc::new(AtomicUsize::new(0));
     let current = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -92,6 +95,7 @@ pub async fn start_with(respond: impl Fn(&str) -> Reply + Send + Sync + 'static)
     let auth = Arc::new(Mutex::new(Vec::new()));
     let server = FakeServer {
         paths: paths.clone(),
+        answered: answered.clone(),
         url,
         requests: requests.clone(),
         max_concurrent: max_concurrent.clone(),
@@ -103,6 +107,7 @@ pub async fn start_with(respond: impl Fn(&str) -> Reply + Send + Sync + 'static)
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
+            let answered = answered.clone();
             let (respond, paths, requests, max_concurrent, current, bodies, auth) = (
                 respond.clone(),
                 paths.clone(),
@@ -183,7 +188,9 @@ pub async fn start_with(respond: impl Fn(&str) -> Reply + Send + Sync + 'static)
                 }
                 out.push_str("\r\n");
                 out.push_str(&reply.body);
-                let _ = sock.write_all(out.as_bytes()).await;
+                if sock.write_all(out.as_bytes()).await.is_ok() {
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
                 let _ = sock.shutdown().await;
             });
         }

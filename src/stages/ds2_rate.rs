@@ -58,6 +58,11 @@ pub fn parse_rating(reply: &str, mode: ParseMode) -> Result<Parsed, String> {
             .get(key)
             .ok_or_else(|| format!("missing key \"{key}\""))?;
         *slot = py_int(value).ok_or_else(|| format!("\"{key}\" is not an integer: {value}"))?;
+        // The reference keeps any integer (compress clamps it); a 78 on a 1–10 scale is
+        // not a rating, so the cascade calls it unparsed.
+        if mode == ParseMode::Cascade && !(1..=10).contains(slot) {
+            return Err(format!("\"{key}\" = {slot} is outside 1–10"));
+        }
     }
     Ok(Parsed {
         rating: Rating {
@@ -80,6 +85,16 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "The sample is a common question.\n{\"Rarity\": 3, \"Complexity\": \"4\", \"Informativeness\": 6.9, \"Overall rating\": 7}";
+
+    #[test]
+    fn out_of_scale_ratings_are_unparsed_in_the_cascade_and_kept_in_compat() {
+        let reply =
+            "{\"Rarity\": 3, \"Complexity\": 4, \"Informativeness\": 6, \"Overall rating\": 78}";
+        let err = parse_rating(reply, ParseMode::Cascade).unwrap_err();
+        assert!(err.contains("78 is outside 1–10"), "{err}");
+        let p = parse_rating(reply, ParseMode::Compat).unwrap();
+        assert_eq!((p.rating.overall, compress(p.rating.overall)), (78, 5));
+    }
 
     #[test]
     fn reads_the_four_scores_with_python_int_rules() {

@@ -351,6 +351,19 @@ fn cell_column(name: &str, ty: ColType, cells: Vec<&Cell>) -> Column {
     }
 }
 
+/// The columns every judge stage adds after its own, about the reply itself.
+pub const REPLY_COLUMNS: &[&str] = &[
+    "status",
+    "error",
+    "raw",
+    "parsed_by",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "cached",
+    "endpoint",
+];
+
 /// The sidecar frame: `id`, the stage's columns, then status, error, raw reply, how it
 /// was parsed, tokens, latency, whether it came from the cache, and the endpoint.
 pub fn sidecar_frame(stage: &dyn JudgeStage, rows: &[RowResult]) -> PolarsResult<DataFrame> {

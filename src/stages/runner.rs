@@ -122,6 +122,12 @@ pub fn progress_line(stage: &str, p: &Progress, elapsed: Duration) -> String {
     )
 }
 
+/// `[█████░░░░░]`: the share of rows done.
+fn bar(p: &Progress, width: usize) -> String {
+    let filled = (p.done * width).checked_div(p.total).unwrap_or(width);
+    format!("[{}{}]", "█".repeat(filled), "░".repeat(width - filled))
+}
+
 /// Run every stage of `recipe`, with progress on stderr and Ctrl-C stopping cleanly.
 pub fn run_recipe(
     ws: &Workspace,
@@ -136,7 +142,10 @@ pub fn run_recipe(
             cancel.store(true, Ordering::SeqCst);
         });
     }
-    let mut last_print = Instant::now() - Duration::from_secs(1);
+    // On a terminal one bar redraws in place; in a log, a line every few seconds.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let every = Duration::from_millis(if tty { 200 } else { 5_000 });
+    let mut last_print = Instant::now() - every;
     run_recipe_with(ws, recipe, opts, cancel, &mut |event| match event {
         RunEvent::Note(text) => eprintln!("{text}"),
         RunEvent::Started { .. } => {}
@@ -145,8 +154,20 @@ pub fn run_recipe(
             progress,
             elapsed,
         } => {
-            if last_print.elapsed().as_millis() >= 500 || progress.done == progress.total {
-                eprintln!("{}", progress_line(stage, progress, *elapsed));
+            let last = progress.done == progress.total;
+            if last_print.elapsed() >= every || last {
+                if tty {
+                    eprint!(
+                        "\r\x1b[2K{} {}",
+                        bar(progress, 24),
+                        progress_line(stage, progress, *elapsed)
+                    );
+                    if last {
+                        eprintln!();
+                    }
+                } else {
+                    eprintln!("{}", progress_line(stage, progress, *elapsed));
+                }
                 last_print = Instant::now();
             }
         }

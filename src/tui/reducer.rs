@@ -456,6 +456,7 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
             if s.reader.row == Some(row) {
                 match result {
                     Ok(r) => {
+                        s.reader.fields = super::state::stage_fields(&s.table, row as usize);
                         s.reader.record = Some(r);
                         s.reader.lines = None;
                     }
@@ -576,7 +577,10 @@ fn count_reader_lines(s: &mut AppState) {
     let (width, _) = s.reader_inner();
     match &s.reader.record {
         Some(record) if s.reader.lines.is_none_or(|(w, _)| w != width) => {
-            s.reader.lines = Some((width, super::render::reader::line_count(record, width)));
+            s.reader.lines = Some((
+                width,
+                super::render::reader::line_count(record, &s.reader.fields, width),
+            ));
         }
         Some(_) => {}
         None => s.reader.lines = None,

@@ -84,6 +84,8 @@ pub struct Reader {
     /// Display lines of `record` at a text width: `(width, lines)`. Counting wraps the
     /// whole text, so the reducer keeps it here instead of every frame redoing it.
     pub lines: Option<(usize, usize)>,
+    /// The row's stage outputs as `name: value` (scores, status, raw reply…).
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -237,17 +239,21 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
     }
     for c in df.columns() {
         let name = c.name().as_str();
-        if BASE_COLUMNS.contains(&name) {
+        if BASE_COLUMNS.contains(&name) || is_reply_bookkeeping(name) {
             continue;
         }
         let numeric = crate::data::stats::is_numeric(c.dtype());
-        // Stage columns have long dotted names (`ds2.rate.score`): room for the name.
+        // `ds2.rate.score` shows as `rate.score`: short, and still says which stage.
+        let title = match stage_column(name) {
+            Some(_) => name.split_once('.').map_or(name, |(_, rest)| rest),
+            None => name,
+        };
         let width = if numeric {
-            (name.chars().count() as u16).clamp(8, 16)
+            (title.chars().count() as u16).clamp(6, 16)
         } else {
             14
         };
-        push(name, name, numeric, width);
+        push(name, title, numeric, width);
     }
     if has("n_turns") {
         push("n_turns", "turns", true, 6);
@@ -265,6 +271,44 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
         push("preview_response", "response", false, 0);
     }
     out
+}
+
+/// `Some(column)` for a stage column (`<method>.<stage>.<column>`, from a sidecar).
+pub fn stage_column(name: &str) -> Option<&str> {
+    let mut parts = name.splitn(3, '.');
+    let (_, _, col) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(col)
+}
+
+/// Stage columns about the reply rather than the sample (raw text, tokens, latency…):
+/// in the reader and in filters, not in the table.
+fn is_reply_bookkeeping(name: &str) -> bool {
+    stage_column(name).is_some_and(|c| {
+        crate::stages::judging::REPLY_COLUMNS.contains(&c) && c != "status"
+            || matches!(c, "reason" | "justification")
+    })
+}
+
+/// The stage outputs of table row `row`, as `name: value` lines for the reader.
+pub fn stage_fields(table: &DataFrame, row: usize) -> Vec<String> {
+    if row >= table.height() {
+        return Vec::new();
+    }
+    table
+        .columns()
+        .iter()
+        .filter(|c| stage_column(c.name()).is_some())
+        .filter_map(|c| {
+            let v = c.get(row).ok()?;
+            let text = match v {
+                AnyValue::Null => return None,
+                AnyValue::String(s) => s.to_string(),
+                AnyValue::StringOwned(s) => s.to_string(),
+                other => other.to_string(),
+            };
+            Some(format!("{}: {text}", c.name()))
+        })
+        .collect()
 }
 
 /// Snapshot columns with fixed places in the table (or none).

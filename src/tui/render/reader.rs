@@ -54,7 +54,13 @@ fn wrap<'a>(text: &'a str, width: usize, out: &mut dyn FnMut(&'a str)) {
 }
 
 /// Walk every display line of a record; `visit` gets the line index and its piece.
-fn walk<'a>(record: &'a Record, width: usize, visit: &mut dyn FnMut(usize, Piece<'a>) -> bool) {
+/// `fields` are the row's stage outputs (`name: value`), shown after the conversation.
+fn walk<'a>(
+    record: &'a Record,
+    fields: &'a [String],
+    width: usize,
+    visit: &mut dyn FnMut(usize, Piece<'a>) -> bool,
+) {
     let mut n = 0;
     let mut turn = 0;
     let mut go = |n: &mut usize, p: Piece<'a>| -> bool {
@@ -129,12 +135,45 @@ fn walk<'a>(record: &'a Record, width: usize, visit: &mut dyn FnMut(usize, Piece
             }
         }
     }
+    if fields.is_empty() {
+        return;
+    }
+    if !go(
+        &mut n,
+        Piece::Header {
+            role: "stage outputs",
+            turn: 0,
+        },
+    ) {
+        return;
+    }
+    for field in fields {
+        for raw in field.split('\n') {
+            let mut stop = false;
+            wrap(raw, width, &mut |piece| {
+                if !stop
+                    && !go(
+                        &mut n,
+                        Piece::Text {
+                            text: piece,
+                            code: false,
+                        },
+                    )
+                {
+                    stop = true;
+                }
+            });
+            if stop {
+                return;
+            }
+        }
+    }
 }
 
 /// Total display lines of a record at this width.
-pub fn line_count(record: &Record, width: usize) -> usize {
+pub fn line_count(record: &Record, fields: &[String], width: usize) -> usize {
     let mut total = 0;
-    walk(record, width, &mut |i, _| {
+    walk(record, fields, width, &mut |i, _| {
         total = i + 1;
         true
     });
@@ -144,6 +183,7 @@ pub fn line_count(record: &Record, width: usize) -> usize {
 /// The styled lines `[skip, skip + take)`.
 pub fn visible_lines(
     record: &Record,
+    fields: &[String],
     width: usize,
     skip: usize,
     take: usize,
@@ -151,7 +191,7 @@ pub fn visible_lines(
     query: Option<&str>,
 ) -> Vec<Line<'static>> {
     let mut out = Vec::with_capacity(take);
-    walk(record, width, &mut |i, piece| {
+    walk(record, fields, width, &mut |i, piece| {
         if i < skip {
             return true;
         }
@@ -235,11 +275,11 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
             let width = inner.width.saturating_sub(1) as usize;
             let total = match s.reader.lines {
                 Some((w, n)) if w == width => n,
-                _ => line_count(r, width),
+                _ => line_count(r, &s.reader.fields, width),
             };
             let height = inner.height as usize;
             let skip = s.reader.scroll.min(total.saturating_sub(height));
-            let lines = visible_lines(r, width, skip, height, t, query);
+            let lines = visible_lines(r, &s.reader.fields, width, skip, height, t, query);
             if total > height {
                 let pct = ((skip + height) * 100 / total).min(100);
                 block = block.title_bottom(

@@ -448,3 +448,58 @@ fn kill_9_midway_then_rerun_asks_only_the_missing_rows_and_ends_like_an_uninterr
     assert_eq!(a.height(), 40);
     assert!(a.equals_missing(&b), "{a}\n{b}");
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_after_the_requests_in_flight_and_a_rerun_resumes() {
+    let rt = runtime();
+    let s = server(&rt, |body| {
+        rating_for(body).delayed(Duration::from_millis(80))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path());
+    let recipe = write(
+        dir.path(),
+        "rate.toml",
+        format!(
+            "[llm.rater]\nbase_url = \"{}\"\nmodel = \"stub\"\nconcurrency = 2\n\n[[stage]]\nid = \"ds2.rate\"\nendpoint = \"rater\"\nlimit = 40\n",
+            s.url
+        ),
+    );
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gleaner"))
+        .args(["run", recipe.to_str().unwrap(), "-w", ws.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while s.answered.load(Ordering::SeqCst) < 6 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("stopping after the requests in flight"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rerun the same command to resume"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    assert!(!ws.join("sidecars/ds2.rate.parquet").exists());
+    let sent = s.requests.load(Ordering::SeqCst);
+    assert!(sent < 40, "stopped early: {sent} requests");
+    // Every request sent was answered and kept: the rerun asks only the rest.
+    let (summary, _) = run_recipe_json(&ws, &recipe);
+    assert_eq!(s.requests.load(Ordering::SeqCst) - sent, 40 - sent);
+    assert_eq!(summary["cached"].as_u64(), Some(sent as u64));
+    assert_eq!(summary["ok"], 40);
+}

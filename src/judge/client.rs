@@ -166,6 +166,9 @@ pub enum JudgeError {
     Malformed { reason: String, raw: String },
     #[error("reply has no choices")]
     EmptyChoices { raw: String },
+    /// The run was stopped before this request was sent.
+    #[error("cancelled before sending")]
+    Cancelled,
 }
 
 impl JudgeError {
@@ -177,7 +180,7 @@ impl JudgeError {
             | JudgeError::Connect(_)
             | JudgeError::Network(_)
             | JudgeError::Malformed { .. } => true,
-            JudgeError::EmptyChoices { .. } => false,
+            JudgeError::EmptyChoices { .. } | JudgeError::Cancelled => false,
         }
     }
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -61,6 +61,8 @@ pub struct Pool {
     health: HealthPolicy,
     turn: AtomicUsize,
     jitter: AtomicU64,
+    /// Set when the run stops: requests not yet sent give up with `Cancelled`.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Usage of one endpoint, for run summaries.
@@ -110,6 +112,7 @@ impl Pool {
             health,
             turn: AtomicUsize::new(0),
             jitter: AtomicU64::new(0x2545_F491_4F6C_DD1D),
+            cancel: None,
         })
     }
 
@@ -120,6 +123,18 @@ impl Pool {
             HealthPolicy::default(),
         )
         .expect("one endpoint")
+    }
+
+    /// Stop sending when `flag` is set; requests already sent still finish.
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
@@ -200,6 +215,9 @@ impl Pool {
         let mut avoid = None;
         let mut attempt = 0;
         loop {
+            if self.cancelled() {
+                return Err(JudgeError::Cancelled);
+            }
             attempt += 1;
             let i = match self.pick(avoid) {
                 Pick::Now(i) => i,
@@ -211,7 +229,7 @@ impl Pool {
             let member = &self.members[i];
             // Sent only if the endpoint was not taken out while this waited for a slot.
             let epoch = member.ejections.load(Ordering::SeqCst);
-            let go = move || member.ejections.load(Ordering::SeqCst) == epoch;
+            let go = move || member.ejections.load(Ordering::SeqCst) == epoch && !self.cancelled();
             member.assigned.fetch_add(1, Ordering::SeqCst);
             let outcome = match request {
                 Request::Chat(r) => member.endpoint.attempt_chat(r, &go).await,

@@ -275,6 +275,8 @@ pub async fn judge_rows(
         let (i, key, outcome) = joined.map_err(|e| e.to_string())?;
         let id = records[i].id.clone();
         let row = match outcome {
+            // Never sent: the row stays unasked, for the next run.
+            Err(JudgeError::Cancelled) => continue,
             Ok(reply) => {
                 let text = reply.choices.first().cloned().unwrap_or_default();
                 let value = Cached {
@@ -298,9 +300,6 @@ pub async fn judge_rows(
         p.tally(&row);
         results[i] = Some(row);
         progress(p);
-        if cancel.load(Ordering::Relaxed) {
-            tasks.abort_all();
-        }
     }
     Ok(results.into_iter().flatten().collect())
 }

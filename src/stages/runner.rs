@@ -70,7 +70,7 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StageSummary {
     pub stage: String,
     pub name: String,
@@ -416,7 +416,7 @@ fn run_stage(
     let name = spec.name().to_string();
     let frame = select_rows(ws, spec, opts.shard)?;
     let records = frame_to_records(&frame).map_err(|e| UserError::new(e.to_string()))?;
-    let pool = Arc::new(build_pool(recipe, &spec.endpoint, urls)?);
+    let pool = Arc::new(build_pool(recipe, &spec.endpoint, urls)?.with_cancel(cancel.clone()));
     let schema_style = recipe.llm[&spec.endpoint].list()[0].schema_style;
     let (stage, ask) = build_stage(spec, schema_style);
     let template = match &spec.prompt {

@@ -45,6 +45,12 @@ pub enum Action {
     Undo,
     Redo,
     Help,
+    /// Show or hide the Jobs panel (recipes run on this workspace).
+    Jobs,
+    /// Ask for a recipe file to run (Jobs panel `r`).
+    RunRecipe,
+    /// Stop the running recipe after the requests in flight.
+    CancelRun,
     /// Esc: close the overlay or input, cancel running view jobs.
     Back,
     /// Enter: confirm input, drill into a histogram bin, or open the reader.
@@ -61,6 +67,8 @@ pub enum Action {
         descending: bool,
     },
     OpenHistogram(String),
+    /// Run this recipe file on the open workspace.
+    StartRecipe(String),
     Select(usize),
     Resize {
         width: u16,

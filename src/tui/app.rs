@@ -33,6 +33,7 @@ impl App {
     pub fn new(ws: &Workspace, theme: Theme, keymap: Keymap) -> Result<Self, UserError> {
         let total = ws.row_count()?;
         let snapshot = Snapshot {
+            workspace: ws.dir.clone(),
             path: ws.snapshot_path(),
             exports: ws.exports_dir(),
             rows: total,

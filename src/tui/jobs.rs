@@ -16,11 +16,16 @@ use crate::data::filter;
 use crate::data::frame::{RECORD_COLUMNS, frame_to_records};
 use crate::data::record::Record;
 use crate::data::stats::{Distribution, distribution};
+use crate::stages::recipe::Recipe;
+use crate::stages::runner::{RunEvent, RunOptions, StageSummary, run_recipe_with};
+use crate::store::Workspace;
 use crate::store::workspace::ROW_GROUP_ROWS;
 
 /// What the UI reads: the snapshot file and where exports go.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
+    /// The workspace directory (recipes run on it; sidecars are listed from it).
+    pub workspace: PathBuf,
     pub path: PathBuf,
     pub exports: PathBuf,
     pub rows: usize,
@@ -83,6 +88,7 @@ pub enum JobKind {
     Search,
     Histogram,
     Export,
+    Recipe,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +120,12 @@ pub enum JobRequest {
     Export {
         rows: Vec<u32>,
     },
+    /// Run a recipe file on the workspace, reporting progress as it goes.
+    Recipe {
+        path: PathBuf,
+    },
+    /// Load the browse table again with the workspace's current sidecars.
+    Reload,
 }
 
 impl JobRequest {
@@ -125,6 +137,8 @@ impl JobRequest {
             JobRequest::Search { .. } => JobKind::Search,
             JobRequest::Histogram { .. } => JobKind::Histogram,
             JobRequest::Export { .. } => JobKind::Export,
+            JobRequest::Recipe { .. } => JobKind::Recipe,
+            JobRequest::Reload => JobKind::Table,
         }
     }
 }
@@ -154,6 +168,9 @@ pub enum JobOutput {
         result: Result<Arc<Distribution>, String>,
     },
     Exported(Result<(PathBuf, usize), String>),
+    /// News from a running recipe.
+    Run(RunEvent),
+    RunDone(Result<Vec<StageSummary>, String>),
 }
 
 // Outputs hold frames; equality is only needed so `Action` can derive it.
@@ -218,10 +235,19 @@ impl Jobs {
     }
 
     pub fn start(&mut self, req: JobRequest) {
-        if let JobRequest::Record { row } = req {
-            self.request_record(row);
-            return;
-        }
+        let req = match req {
+            JobRequest::Record { row } => return self.request_record(row),
+            JobRequest::Recipe { path } => return self.start_recipe(path),
+            JobRequest::Reload => match self.refresh_sidecars() {
+                Ok(columns) => JobRequest::Table { columns },
+                Err(e) => {
+                    self.in_flight += 1;
+                    let _ = self.tx.send(JobOutput::Table(Err(e)));
+                    return;
+                }
+            },
+            other => other,
+        };
         self.cancel(req.kind());
         let cancel = Arc::new(AtomicBool::new(false));
         self.running.insert(req.kind(), cancel.clone());
@@ -234,9 +260,40 @@ impl Jobs {
         });
     }
 
+    /// Pick up sidecars written since the app opened; the browse columns to load.
+    fn refresh_sidecars(&mut self) -> Result<Vec<String>, String> {
+        let ws = Workspace::open(&self.snapshot.workspace).map_err(|e| e.message)?;
+        self.snapshot.sidecars = ws.sidecars().iter().map(|s| ws.sidecar_path(s)).collect();
+        let schema = self.snapshot.schema().map_err(err_string)?;
+        Ok(super::state::browse_column_names(&schema))
+    }
+
+    /// A recipe runs on its own thread until done or cancelled (`JobKind::Recipe`).
+    fn start_recipe(&mut self, path: PathBuf) {
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.running.insert(JobKind::Recipe, cancel.clone());
+        let tx = self.tx.clone();
+        let dir = self.snapshot.workspace.clone();
+        self.in_flight += 1;
+        std::thread::spawn(move || {
+            let result = (|| {
+                let ws = Workspace::open(&dir)?;
+                let recipe = Recipe::load(&path)?;
+                run_recipe_with(&ws, &recipe, &RunOptions::default(), cancel, &mut |e| {
+                    let _ = tx.send(JobOutput::Run(e.clone()));
+                })
+            })()
+            .map_err(|e| match e.hint {
+                Some(h) => format!("{} ({h})", e.message),
+                None => e.message,
+            });
+            let _ = tx.send(JobOutput::RunDone(result));
+        });
+    }
+
     /// Count a received output as finished (progress reports do not finish a job).
     pub fn note_received(&mut self, out: &JobOutput) {
-        if !matches!(out, JobOutput::SearchProgress { .. }) {
+        if !matches!(out, JobOutput::SearchProgress { .. } | JobOutput::Run(_)) {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
     }
@@ -301,6 +358,7 @@ fn run(
             result: histogram(&column, &view, &table).map(Arc::new),
         },
         JobRequest::Export { rows } => JobOutput::Exported(export_rows(snapshot, rows)),
+        JobRequest::Recipe { .. } | JobRequest::Reload => unreachable!("handled in start"),
     }
 }
 

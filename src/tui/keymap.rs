@@ -14,7 +14,7 @@ use crate::error::{UserError, file_error};
 pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");
 
 /// The modes keys are looked up in.
-pub const MODES: &[&str] = &["browse", "reader", "histogram", "help", "input"];
+pub const MODES: &[&str] = &["browse", "reader", "histogram", "jobs", "help", "input"];
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Binding {

@@ -4,7 +4,11 @@ use std::sync::Arc;
 
 use super::action::Action;
 use super::jobs::{JobKind, JobOutput, JobRequest};
-use super::state::{AppState, Histogram, Input, InputKind, Level, Mode, Search, ViewState};
+use super::state::{
+    AppState, Histogram, Input, InputKind, Level, Mode, RunOutcome, RunView, Search, StageLine,
+    ViewState, browse_columns,
+};
+use crate::stages::runner::RunEvent;
 
 #[derive(Debug, Clone)]
 pub enum Effect {
@@ -41,6 +45,9 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
         },
         Mode::Histogram if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
             histogram_keys(s, action, &mut fx)
+        }
+        Mode::Jobs if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
+            jobs_keys(s, action, &mut fx)
         }
         _ => common(s, action, &mut fx),
     }
@@ -241,7 +248,84 @@ fn common(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             s.height = height;
         }
         Action::JobDone(out) => job_done(s, out, fx),
+        Action::Jobs => s.mode = Mode::Jobs,
+        Action::RunRecipe | Action::CancelRun | Action::StartRecipe(_) => jobs_keys(s, action, fx),
         Action::InputChar(_) | Action::InputBackspace => {}
+    }
+}
+
+/// The Jobs panel: start a recipe, watch it, cancel it.
+fn jobs_keys(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
+    match action {
+        Action::Back | Action::Jobs => s.mode = if s.zoom { Mode::Reader } else { Mode::Browse },
+        Action::Quit => s.quit = true,
+        Action::Help => s.mode = Mode::Help,
+        Action::RunRecipe if s.run_active() => {
+            s.status = Some(("a recipe is running; c cancels it".into(), Level::Error));
+        }
+        Action::RunRecipe => {
+            s.mode = Mode::Jobs;
+            open_input(s, InputKind::Recipe);
+        }
+        Action::StartRecipe(path) => start_recipe(s, path, fx),
+        Action::CancelRun => {
+            if let Some(run) = s
+                .runs
+                .last_mut()
+                .filter(|r| r.outcome == RunOutcome::Running)
+            {
+                run.outcome = RunOutcome::Cancelling;
+                fx.push(Effect::Cancel(JobKind::Recipe));
+            }
+        }
+        Action::JobDone(out) => job_done(s, out, fx),
+        _ => {}
+    }
+}
+
+fn start_recipe(s: &mut AppState, path: String, fx: &mut Vec<Effect>) {
+    if s.run_active() {
+        s.status = Some(("a recipe is running; c cancels it".into(), Level::Error));
+        return;
+    }
+    s.runs.push(RunView {
+        recipe: path.clone(),
+        stages: Vec::new(),
+        notes: Vec::new(),
+        outcome: RunOutcome::Running,
+    });
+    s.mode = Mode::Jobs;
+    fx.push(Effect::Start(JobRequest::Recipe { path: path.into() }));
+}
+
+fn run_event(s: &mut AppState, event: RunEvent) {
+    let Some(run) = s.runs.last_mut() else { return };
+    match event {
+        RunEvent::Note(text) => run.notes.push(text),
+        RunEvent::Started { stage, rows } => run.stages.push(StageLine {
+            name: stage,
+            progress: crate::stages::judging::Progress {
+                total: rows,
+                ..Default::default()
+            },
+            elapsed: std::time::Duration::ZERO,
+            summary: None,
+        }),
+        RunEvent::Progress {
+            stage,
+            progress,
+            elapsed,
+        } => {
+            if let Some(line) = run.stages.iter_mut().rev().find(|l| l.name == stage) {
+                line.progress = progress;
+                line.elapsed = elapsed;
+            }
+        }
+        RunEvent::Finished(summary) => {
+            if let Some(line) = run.stages.iter_mut().rev().find(|l| l.name == summary.name) {
+                line.summary = Some(summary);
+            }
+        }
     }
 }
 
@@ -257,6 +341,11 @@ fn open_input(s: &mut AppState, kind: InputKind) {
             .map(|x| x.query.clone())
             .unwrap_or_default(),
         InputKind::Filter => s.view.filter.clone().unwrap_or_default(),
+        InputKind::Recipe => s
+            .runs
+            .last()
+            .map(|r| r.recipe.clone())
+            .unwrap_or_else(|| "recipe.toml".into()),
     };
     s.input = Some(Input {
         kind,
@@ -291,6 +380,12 @@ fn input(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             match inp.kind {
                 InputKind::Search if inp.text.is_empty() => s.search = None,
                 InputKind::Search => start_search(s, inp.text, fx),
+                InputKind::Recipe => {
+                    let path = inp.text.trim().to_string();
+                    if !path.is_empty() {
+                        start_recipe(s, path, fx);
+                    }
+                }
                 InputKind::Filter => {
                     let text = inp.text.trim().to_string();
                     if text.is_empty() {
@@ -441,6 +536,17 @@ fn jump_match(s: &mut AppState, forward: bool) {
 
 fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
     match out {
+        JobOutput::Table(Ok(table)) if s.reloading => {
+            // New stage columns after a run: same rows, same filter and sort.
+            s.reloading = false;
+            s.columns = browse_columns(&table);
+            s.col_focus = s.col_focus.min(s.columns.len().saturating_sub(1));
+            s.table = table;
+            s.reader.row = None;
+            if s.view.filter.is_some() || s.view.sort.is_some() {
+                start_view(s, s.view.filter.clone(), s.view.sort.clone(), fx);
+            }
+        }
         JobOutput::Table(Ok(table)) => {
             let n = table.height() as u32;
             s.table = table;
@@ -448,7 +554,36 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
             // Nothing could change the view while loading, so it is still "all rows".
             s.view.rows = Arc::new((0..n).collect());
         }
+        JobOutput::Run(event) => run_event(s, event),
+        JobOutput::RunDone(result) => {
+            let Some(run) = s.runs.last_mut() else { return };
+            match result {
+                Ok(summaries) => {
+                    let interrupted = summaries.iter().any(|x| x.interrupted);
+                    run.outcome = if interrupted {
+                        RunOutcome::Interrupted
+                    } else {
+                        RunOutcome::Done
+                    };
+                    let written: Vec<&str> = summaries
+                        .iter()
+                        .filter(|x| x.sidecar.is_some())
+                        .map(|x| x.name.as_str())
+                        .collect();
+                    if !written.is_empty() {
+                        s.status = Some((
+                            format!("{} done: new columns in the table", written.join(", ")),
+                            Level::Info,
+                        ));
+                        s.reloading = true;
+                        fx.push(Effect::Start(JobRequest::Reload));
+                    }
+                }
+                Err(e) => run.outcome = RunOutcome::Failed(e),
+            }
+        }
         JobOutput::Table(Err(e)) => {
+            s.reloading = false;
             s.loading = false;
             s.status = Some((format!("loading failed: {e}"), Level::Error));
         }

@@ -19,6 +19,7 @@ pub enum Mode {
     Histogram,
     Help,
     Input,
+    Jobs,
 }
 
 impl Mode {
@@ -29,6 +30,7 @@ impl Mode {
             Mode::Histogram => "histogram",
             Mode::Help => "help",
             Mode::Input => "input",
+            Mode::Jobs => "jobs",
         }
     }
 }
@@ -37,6 +39,34 @@ impl Mode {
 pub enum InputKind {
     Search,
     Filter,
+    Recipe,
+}
+
+/// One recipe run started from the Jobs panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub recipe: String,
+    pub stages: Vec<StageLine>,
+    /// Local judge start-up and other news, oldest first.
+    pub notes: Vec<String>,
+    pub outcome: RunOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageLine {
+    pub name: String,
+    pub progress: crate::stages::judging::Progress,
+    pub elapsed: std::time::Duration,
+    pub summary: Option<crate::stages::runner::StageSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    Running,
+    Cancelling,
+    Done,
+    Interrupted,
+    Failed(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +166,10 @@ pub struct AppState {
     pub keymap: Arc<Keymap>,
     pub theme: Arc<Theme>,
     pub quit: bool,
+    /// Recipe runs of this session, oldest first.
+    pub runs: Vec<RunView>,
+    /// The table is being reloaded with new stage columns.
+    pub reloading: bool,
 }
 
 impl AppState {
@@ -182,6 +216,8 @@ impl AppState {
             keymap: Arc::new(keymap),
             theme: Arc::new(theme),
             quit: false,
+            runs: Vec::new(),
+            reloading: false,
         }
     }
 
@@ -215,6 +251,12 @@ impl AppState {
             self.width.saturating_sub(3) as usize,
             pane.saturating_sub(2).max(1),
         )
+    }
+
+    pub fn run_active(&self) -> bool {
+        self.runs
+            .last()
+            .is_some_and(|r| matches!(r.outcome, RunOutcome::Running | RunOutcome::Cancelling))
     }
 
     pub fn focused_column(&self) -> Option<&ColumnSpec> {

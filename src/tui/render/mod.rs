@@ -3,6 +3,7 @@
 
 mod help;
 mod histogram;
+mod jobs;
 pub mod reader;
 mod table;
 
@@ -43,6 +44,10 @@ pub fn draw(f: &mut Frame, s: &AppState) {
     match s.mode {
         Mode::Histogram => histogram::draw(f, body, s),
         Mode::Help => help::draw(f, body, s),
+        Mode::Jobs => jobs::draw(f, body, s),
+        Mode::Input if s.input.as_ref().is_some_and(|i| i.from == Mode::Jobs) => {
+            jobs::draw(f, body, s)
+        }
         _ => {}
     }
 }
@@ -97,6 +102,7 @@ fn draw_bottom(f: &mut Frame, area: Rect, s: &AppState) {
         let prompt = match inp.kind {
             InputKind::Search => "/",
             InputKind::Filter => "filter: ",
+            InputKind::Recipe => "run recipe: ",
         };
         let mut spans = vec![
             Span::styled(prompt, bar.fg(t.key).add_modifier(Modifier::BOLD)),
@@ -105,6 +111,10 @@ fn draw_bottom(f: &mut Frame, area: Rect, s: &AppState) {
         ];
         match &inp.error {
             Some(e) => spans.push(Span::styled(format!("  {e}"), bar.fg(t.error))),
+            None if inp.kind == InputKind::Recipe => spans.push(Span::styled(
+                "  a recipe TOML path (relative to where gleaner started)",
+                bar.fg(t.muted),
+            )),
             None if inp.kind == InputKind::Filter => spans.push(Span::styled(
                 "  e.g. len(output) < 20 and category == \"open_qa\"",
                 bar.fg(t.muted),

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Foundation benchmarks, each printed next to its target:
+# Benchmarks, each printed next to its target:
 #  1. import of a 1M-row JSONL vs Python polars read_ndjson + write_parquet (same file, same run)
 #  2. open → first frame, p99 render while scrolling, peak RSS (benches/browse.rs)
+#  3. judge client req/s and CPU/request vs Python openai.AsyncOpenAI against one stub,
+#     and in-flight = concurrency under a slow server (benches/judge_client.rs)
 # ROWS=100000 make bench for a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,11 +20,11 @@ DATA=$B/synthetic-$ROWS.jsonl
 [ -s "$DATA" ] || "$REL/gleaner-gen" --rows "$ROWS" -o "$DATA"
 
 # The Python peer lives in a cached venv keyed by its requirements.
-REQ="polars==1.*"
+REQ="polars==1.* openai==1.*"
 VENV=$CACHE/venv-bench-$(echo "$REQ" | sha1sum | cut -c1-8)
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "$REQ"
+  "$VENV/bin/pip" install -q $REQ
 fi
 
 echo "== import: $(du -h "$DATA" | cut -f1) JSONL, $ROWS rows, $(nproc) cores, best of $RUNS"
@@ -47,3 +49,5 @@ PY
 
 echo "== browse"
 cargo bench --locked --bench browse -- "$B/ws.gleaner" 2>/dev/null | grep -v "^running\|^test result\|^$" || true
+
+PEER_PYTHON=$VENV/bin/python cargo bench --locked --bench judge_client 2>/dev/null

@@ -22,14 +22,18 @@ const REPLY: &str = r#"{"id":"x","object":"chat.completion","created":0,"model":
 
 /// A keep-alive HTTP/1.1 server answering every request with `REPLY` after `delay`.
 async fn stub(port: u16, delay: Duration) {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let head = format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         REPLY.len()
     );
     let response: Arc<[u8]> = format!("{head}{REPLY}").into_bytes().into();
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
         let response = response.clone();
         tokio::spawn(async move {
             let _ = sock.set_nodelay(true);
@@ -175,7 +179,10 @@ fn spawn_stub(delay_ms: u64) -> (std::process::Child, String) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("stub") {
         let port: u16 = args[1].parse().unwrap();
         let delay = Duration::from_millis(args[2].parse().unwrap());
@@ -187,10 +194,15 @@ fn main() {
             .block_on(stub(port, delay));
         return;
     }
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let conc = 64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("== judge client: {n} chat requests, concurrency {conc}, zero-latency stub, {cores} cores");
+    println!(
+        "== judge client: {n} chat requests, concurrency {conc}, zero-latency stub, {cores} cores"
+    );
     let (mut stub0, url) = spawn_stub(0);
     let ours = gleaner_client(&url, n, conc);
     println!(
@@ -207,10 +219,16 @@ fn main() {
                 .output()
                 .unwrap();
             if !out.status.success() {
-                println!("python peer failed: {}", String::from_utf8_lossy(&out.stderr));
+                println!(
+                    "python peer failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             } else {
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                let (rps, cpu) = (v["rps"].as_f64().unwrap(), v["cpu_us_per_req"].as_f64().unwrap());
+                let (rps, cpu) = (
+                    v["rps"].as_f64().unwrap(),
+                    v["cpu_us_per_req"].as_f64().unwrap(),
+                );
                 println!("openai.AsyncOpenAI (python) {rps:7.0} req/s   {cpu:6.1} µs CPU/request");
                 println!(
                     "ratio                      {:8.1}×  throughput (target ≥ 10×), {:.1}× less CPU per request",
@@ -219,7 +237,9 @@ fn main() {
                 );
             }
         }
-        Err(_) => println!("python peer skipped: set PEER_PYTHON to a python with `openai` (make bench does)"),
+        Err(_) => println!(
+            "python peer skipped: set PEER_PYTHON to a python with `openai` (make bench does)"
+        ),
     }
     let _ = stub0.kill();
     let delay = 20;

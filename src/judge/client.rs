@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::data::record::Message;
@@ -268,9 +268,7 @@ impl Endpoint {
         req: &ChatRequest,
         go: &(dyn Fn() -> bool + Sync),
     ) -> Option<Attempt> {
-        let mut body = serde_json::to_value(req).expect("request serializes");
-        body["model"] = json!(self.config.model);
-        self.attempt("chat/completions", &body, go).await
+        self.attempt("chat/completions", self.body(req), go).await
     }
 
     /// One `/completions` attempt, no retry; `go` as for [`Self::attempt_chat`].
@@ -279,15 +277,26 @@ impl Endpoint {
         req: &CompletionRequest,
         go: &(dyn Fn() -> bool + Sync),
     ) -> Option<Attempt> {
-        let mut body = serde_json::to_value(req).expect("request serializes");
-        body["model"] = json!(self.config.model);
-        self.attempt("completions", &body, go).await
+        self.attempt("completions", self.body(req), go).await
+    }
+
+    /// The JSON body: `{"model": …, <request fields>}`, serialized once.
+    fn body(&self, req: &impl Serialize) -> Vec<u8> {
+        let fields = serde_json::to_vec(req).expect("request serializes");
+        let mut out = Vec::with_capacity(fields.len() + self.config.model.len() + 16);
+        out.extend_from_slice(b"{\"model\":");
+        serde_json::to_writer(&mut out, &self.config.model).expect("string serializes");
+        if fields.len() > 2 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&fields[1..]);
+        out
     }
 
     async fn attempt(
         &self,
         path: &str,
-        body: &Value,
+        body: Vec<u8>,
         go: &(dyn Fn() -> bool + Sync),
     ) -> Option<Attempt> {
         let _permit = self
@@ -319,8 +328,12 @@ impl Endpoint {
         })
     }
 
-    async fn send(&self, path: &str, body: &Value) -> Attempt {
-        let mut request = self.http.post(self.url(path)).json(body);
+    async fn send(&self, path: &str, body: Vec<u8>) -> Attempt {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
@@ -427,43 +440,53 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> JudgeError {
     }
 }
 
-/// Read a `/chat/completions` body into choices and token counts.
+/// Read a `/chat/completions` or `/completions` body into choices, log-probabilities
+/// and token counts. Typed and borrowing: this runs once per request.
 pub fn parse_reply(raw: &str) -> Result<ChatReply, JudgeError> {
     let malformed = |reason: String| JudgeError::Malformed {
         reason,
         raw: raw.to_string(),
     };
-    let v: Value = serde_json::from_str(raw).map_err(|e| malformed(format!("not JSON: {e}")))?;
-    let choices = v
-        .get("choices")
-        .and_then(Value::as_array)
+    let wire: Wire = serde_json::from_str(raw).map_err(|e| {
+        if serde_json::from_str::<serde::de::IgnoredAny>(raw).is_ok() {
+            malformed(format!("unexpected shape: {e}"))
+        } else {
+            malformed(format!("not JSON: {e}"))
+        }
+    })?;
+    let choices = wire
+        .choices
         .ok_or_else(|| malformed("no `choices` list".into()))?;
     if choices.is_empty() {
         return Err(JudgeError::EmptyChoices {
             raw: raw.to_string(),
         });
     }
-    let logprobs = choices.iter().map(choice_logprobs).collect();
-    let texts = choices
-        .iter()
-        .map(|c| {
-            c.pointer("/message/content")
-                .or_else(|| c.get("text"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| malformed("a choice has no message content".into()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let usage = |k: &str| {
-        v.pointer(&format!("/usage/{k}"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
+    let mut texts = Vec::with_capacity(choices.len());
+    let mut logprobs = Vec::with_capacity(choices.len());
+    for c in choices {
+        let text = c
+            .message
+            .and_then(|m| m.content)
+            .or(c.text)
+            .ok_or_else(|| malformed("a choice has no message content".into()))?;
+        texts.push(text.into_owned());
+        logprobs.push(
+            c.logprobs
+                .filter(|l| !l.tokens.is_empty())
+                .map(|l| TokenLogprobs {
+                    tokens: l.tokens,
+                    logprobs: l.token_logprobs,
+                    offsets: l.text_offset,
+                }),
+        );
+    }
+    let usage = wire.usage.unwrap_or_default();
     Ok(ChatReply {
         choices: texts,
         logprobs,
-        prompt_tokens: usage("prompt_tokens"),
-        completion_tokens: usage("completion_tokens"),
+        prompt_tokens: usage.prompt_tokens.unwrap_or(0),
+        completion_tokens: usage.completion_tokens.unwrap_or(0),
         latency: Duration::ZERO,
         attempts: 0,
         endpoint: String::new(),
@@ -471,29 +494,45 @@ pub fn parse_reply(raw: &str) -> Result<ChatReply, JudgeError> {
     })
 }
 
-/// The legacy `logprobs` object of a completion choice, when present.
-fn choice_logprobs(choice: &Value) -> Option<TokenLogprobs> {
-    let lp = choice.get("logprobs").filter(|v| !v.is_null())?;
-    let tokens: Vec<String> = lp
-        .get("tokens")?
-        .as_array()?
-        .iter()
-        .map(|t| t.as_str().unwrap_or_default().to_string())
-        .collect();
-    let logprobs = lp
-        .get("token_logprobs")?
-        .as_array()?
-        .iter()
-        .map(Value::as_f64)
-        .collect();
-    let offsets = lp
-        .get("text_offset")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().map(|o| o.as_u64().unwrap_or(0) as usize).collect())
-        .unwrap_or_default();
-    Some(TokenLogprobs {
-        tokens,
-        logprobs,
-        offsets,
-    })
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<WireChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice<'a> {
+    #[serde(default, borrow)]
+    message: Option<WireMessage<'a>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    /// The legacy completions shape; chat's `{"content": [...]}` reads as empty.
+    #[serde(default)]
+    logprobs: Option<WireLogprobs>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireLogprobs {
+    #[serde(default)]
+    tokens: Vec<String>,
+    #[serde(default)]
+    token_logprobs: Vec<Option<f64>>,
+    #[serde(default)]
+    text_offset: Vec<usize>,
 }

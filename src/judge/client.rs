@@ -376,6 +376,8 @@ struct RateLimiter {
     interval: Option<Duration>,
     next_slot: std::sync::Mutex<Instant>,
     tpm: Option<u64>,
+    /// The tokens-per-minute window (a minute; shorter in tests).
+    minute: Duration,
     window: std::sync::Mutex<std::collections::VecDeque<(Instant, u64)>>,
 }
 
@@ -387,6 +389,7 @@ impl RateLimiter {
                 .map(|r| Duration::from_secs_f64(1.0 / r)),
             next_slot: std::sync::Mutex::new(Instant::now()),
             tpm: tpm.filter(|t| *t > 0),
+            minute: Duration::from_secs(60),
             window: std::sync::Mutex::new(Default::default()),
         }
     }
@@ -402,18 +405,18 @@ impl RateLimiter {
             tokio::time::sleep_until(slot.into()).await;
         }
         let Some(limit) = self.tpm else { return };
-        const MINUTE: Duration = Duration::from_secs(60);
+        let minute = self.minute;
         loop {
             let wait = {
                 let mut w = self.window.lock().expect("limiter lock");
-                while w.front().is_some_and(|(t, _)| t.elapsed() >= MINUTE) {
+                while w.front().is_some_and(|(t, _)| t.elapsed() >= minute) {
                     w.pop_front();
                 }
                 let used: u64 = w.iter().map(|(_, n)| n).sum();
                 if used < limit {
                     return;
                 }
-                w.front().map(|(t, _)| MINUTE.saturating_sub(t.elapsed()))
+                w.front().map(|(t, _)| minute.saturating_sub(t.elapsed()))
             };
             tokio::time::sleep(wait.unwrap_or(Duration::from_millis(10))).await;
         }
@@ -535,4 +538,55 @@ struct WireLogprobs {
     token_logprobs: Vec<Option<f64>>,
     #[serde(default)]
     text_offset: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_token_window_holds_requests_until_old_usage_expires() {
+        let mut limiter = RateLimiter::new(None, Some(30));
+        limiter.minute = Duration::from_millis(300);
+        let t = Instant::now();
+        limiter.wait().await;
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "under the limit: no wait"
+        );
+        limiter.used(18);
+        limiter.wait().await;
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "18 of 30 used: no wait"
+        );
+        limiter.used(18);
+        limiter.wait().await;
+        // 36 ≥ 30 tokens in the window: wait until the first use leaves it.
+        assert!(
+            t.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_body_carries_the_model_first_and_every_request_field() {
+        let e =
+            Endpoint::new(EndpointConfig::new("e", "http://127.0.0.1:1/v1", "m \"q\"")).unwrap();
+        let body = e.body(&ChatRequest {
+            messages: vec![Message::new("user", "hi")],
+            max_tokens: Some(5),
+            ..ChatRequest::default()
+        });
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model"], "m \"q\"");
+        assert_eq!(v["messages"][0]["content"], "hi");
+        assert_eq!(v["max_tokens"], 5);
+        let empty = e.body(&serde_json::json!({}));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&empty).unwrap(),
+            serde_json::json!({"model": "m \"q\""})
+        );
+    }
 }

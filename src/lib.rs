@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod judge;
 pub mod logging;
+pub mod models;
 pub mod stages;
 pub mod store;
 pub mod tui;

@@ -1,0 +1,196 @@
+//! ONNX Runtime itself: the shared library is loaded at run time (`ort`'s
+//! `load-dynamic`) from the `onnxruntime` / `onnxruntime-gpu` wheel that
+//! `scripts/setup-models.sh` installs; `ORT_DYLIB_PATH` overrides where it is. Sessions
+//! run on `auto | cpu | cuda[:N]`: `auto` uses the CUDA execution provider when it
+//! registers and says so in one log line when it falls back to the CPU; `cuda` that
+//! cannot register is an error with the reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::ep::ExecutionProvider;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::error::UserError;
+
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(i32),
+}
+
+impl Device {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "auto" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            t => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("device `{t}`: use auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Auto => f.write_str("auto"),
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The execution provider a session ended up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda(i32),
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Provider::Cpu => f.write_str("CPU"),
+            Provider::Cuda(n) => write!(f, "CUDA:{n}"),
+        }
+    }
+}
+
+/// Session settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub device: Device,
+    /// Intra-op threads (0: ONNX Runtime's default, one per core).
+    pub threads: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Auto,
+            threads: 0,
+        }
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("CACHE")
+        .map(PathBuf::from)
+        .or_else(|| dirs::cache_dir().map(|d| d.join("gleaner")))
+        .unwrap_or_else(|| PathBuf::from(".cache/gleaner"))
+}
+
+/// The ONNX Runtime library: `ORT_DYLIB_PATH`, else the newest one in a venv that
+/// `scripts/setup-models.sh` built (onnxruntime-gpu's first, then onnxruntime's).
+pub fn find_library() -> Result<PathBuf, UserError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(UserError::new(format!(
+                "ORT_DYLIB_PATH={} is not a file",
+                p.display()
+            )))
+        };
+    }
+    let mut found: Vec<PathBuf> = Vec::new();
+    let venvs = std::fs::read_dir(cache_dir())
+        .into_iter()
+        .flatten()
+        .flatten();
+    for venv in venvs {
+        let name = venv.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("venv-models") {
+            continue;
+        }
+        for lib in std::fs::read_dir(venv.path().join("lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let capi = lib.path().join("site-packages/onnxruntime/capi");
+            for f in std::fs::read_dir(&capi).into_iter().flatten().flatten() {
+                let n = f.file_name().to_string_lossy().into_owned();
+                if n.starts_with("libonnxruntime.so") && !n.contains("providers") {
+                    found.push(f.path());
+                }
+            }
+        }
+    }
+    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    found.pop().ok_or_else(|| {
+        UserError::new("ONNX Runtime is not installed")
+            .with_hint("run `make models` (scripts/setup-models.sh), or set ORT_DYLIB_PATH to libonnxruntime.so")
+    })
+}
+
+static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+/// The process's ONNX Runtime environment, loading the library on first use.
+pub fn environment() -> Result<&'static Environment, UserError> {
+    ENV.get_or_init(|| {
+        let lib = find_library().map_err(|e| match e.hint {
+            Some(h) => format!("{} ({h})", e.message),
+            None => e.message,
+        })?;
+        tracing::info!(library = %lib.display(), "loading ONNX Runtime");
+        ort::init_from(&lib)
+            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", lib.display()))?
+            .with_name("gleaner")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(|e| UserError::new(e.clone()))
+}
+
+/// A session for `model` on the asked device.
+pub fn session(model: &Path, opts: SessionOptions) -> Result<(Session, Provider), UserError> {
+    let env = environment()?;
+    let fail = |e: ort::Error| UserError::new(format!("{}: {e}", model.display()));
+    let mut builder = Session::builder(env)
+        .map_err(fail)?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| fail(e.into()))?;
+    if opts.threads > 0 {
+        builder = builder
+            .with_intra_threads(opts.threads)
+            .map_err(|e| fail(e.into()))?;
+    }
+    let provider = match opts.device {
+        Device::Cpu => Provider::Cpu,
+        Device::Auto | Device::Cuda(_) => {
+            let id = match opts.device {
+                Device::Cuda(n) => n,
+                _ => 0,
+            };
+            let cuda = ort::ep::CUDA::default().with_device_id(id);
+            match cuda.register(&mut builder) {
+                Ok(()) => Provider::Cuda(id),
+                Err(e) if opts.device == Device::Auto => {
+                    tracing::info!(reason = %e, "CUDA execution provider unavailable; running on the CPU");
+                    Provider::Cpu
+                }
+                Err(e) => {
+                    return Err(UserError::new(format!(
+                        "device cuda:{id}: the CUDA execution provider did not register: {e}"
+                    ))
+                    .with_hint("install onnxruntime-gpu (make models GPU=1) on a machine with an NVIDIA driver, or use device = \"cpu\""));
+                }
+            }
+        }
+    };
+    let session = builder.commit_from_file(model).map_err(fail)?;
+    Ok((session, provider))
+}

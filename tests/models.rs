@@ -1,0 +1,251 @@
+//! ONNX Runtime models against references computed by PyTorch (shared/fixtures):
+//! MiniLM embeddings and SmolLM2 perplexities/IFD; batching that changes nothing;
+//! device selection; wrong models refused; the classifier's labels. The models are
+//! exported by scripts/setup-models.sh, which `make test` runs (GLEANER_MODELS and
+//! ORT_DYLIB_PATH point at them).
+
+use std::path::PathBuf;
+
+use gleaner::models::causal::{OnnxScorer, Span, SpanScorer, ifd};
+use gleaner::models::classifier::Classifier;
+use gleaner::models::embedder::{EmbedOptions, Embedder};
+use gleaner::models::runtime::{Device, Provider, SessionOptions};
+
+fn models() -> PathBuf {
+    let dir = std::env::var_os("GLEANER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("gleaner/models"));
+    assert!(
+        dir.join("minilm/model.onnx").is_file(),
+        "no exported models in {}: run the tests through `make test` (scripts/setup-models.sh)",
+        dir.display()
+    );
+    dir
+}
+
+fn fixture(name: &str) -> serde_json::Value {
+    let root = std::env::var_os("GLEANER_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = root.join("fixtures").join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+fn cpu() -> SessionOptions {
+    SessionOptions {
+        device: Device::Cpu,
+        threads: 2,
+    }
+}
+
+fn embedder() -> Embedder {
+    Embedder::load(&models().join("minilm"), cpu(), EmbedOptions::default()).unwrap()
+}
+
+#[test]
+fn minilm_embeddings_match_pytorch() {
+    let reference = fixture("minilm_reference.json");
+    let items = reference["items"].as_array().unwrap();
+    let texts: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+    let mut e = embedder();
+    let got = e.embed(&texts).unwrap();
+    for (item, v) in items.iter().zip(&got) {
+        let want: Vec<f32> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(v.len(), want.len());
+        let text = item["text"].as_str().unwrap();
+        assert_eq!(
+            e.encode(text).unwrap().len() as u64,
+            item["n_tokens"].as_u64().unwrap(),
+            "{text:?}"
+        );
+        let worst = v
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-4, "{text:?}: max abs diff {worst}");
+        let cos: f32 = v.iter().zip(&want).map(|(a, b)| a * b).sum::<f32>()
+            / (v.iter().map(|a| a * a).sum::<f32>().sqrt()
+                * want.iter().map(|b| b * b).sum::<f32>().sqrt());
+        assert!(cos >= 0.99999, "{text:?}: cosine {cos}");
+    }
+}
+
+#[test]
+fn batching_changes_no_vector() {
+    let reference = fixture("minilm_reference.json");
+    let texts: Vec<&str> = reference["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.contains(&""), "the fixture has an empty text");
+    let mut batched = embedder();
+    let together = batched.embed(&texts).unwrap();
+    let mut single = Embedder::load(
+        &models().join("minilm"),
+        cpu(),
+        EmbedOptions {
+            batch_size: 1,
+            ..EmbedOptions::default()
+        },
+    )
+    .unwrap();
+    for (t, v) in texts.iter().zip(&together) {
+        let alone = single.embed(&[t]).unwrap().remove(0);
+        let worst = v
+            .iter()
+            .zip(&alone)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{t:?}: {worst}");
+    }
+    // The long text was cut at 256 tokens, its last one [SEP].
+    let long = texts.iter().find(|t| t.len() > 1000).unwrap();
+    let ids = batched.encode(long).unwrap();
+    assert_eq!(ids.len(), 256);
+    assert_eq!(ids[255], 102);
+}
+
+#[test]
+fn smollm2_perplexities_and_ifd_match_pytorch() {
+    let reference = fixture("smollm2_ifd_reference.json");
+    let mut scorer = OnnxScorer::load(&models().join("smollm2"), cpu()).unwrap();
+    let items = reference["items"].as_array().unwrap();
+    let pairs: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            let prompt = i["prompt_template"]
+                .as_str()
+                .unwrap()
+                .replace("{instruction}", i["instruction"].as_str().unwrap());
+            (prompt, i["response"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let got = ifd(&mut scorer, &pairs, "### Response:\n").unwrap();
+    let close = |a: f64, b: f64| ((a - b) / b).abs() < 0.005;
+    for (item, g) in items.iter().zip(&got) {
+        let f = |k: &str| item[k].as_f64().unwrap();
+        assert_eq!(
+            g.answer_tokens as u64,
+            item["answer_tokens"].as_u64().unwrap()
+        );
+        assert!(
+            close(
+                g.ppl_answer_given_prompt.unwrap(),
+                f("ppl_answer_given_prompt")
+            ),
+            "{g:?} vs {item}"
+        );
+        assert!(
+            close(
+                g.ppl_answer_alone.unwrap(),
+                f("ppl_answer_alone_after_response_marker")
+            ),
+            "{g:?} vs {item}"
+        );
+        assert!(close(g.ifd.unwrap(), f("ifd")), "{g:?} vs {item}");
+    }
+    // A span scored in a batch of mixed lengths equals the same span alone.
+    let spans: Vec<Span> = pairs
+        .iter()
+        .map(|(p, a)| Span {
+            context: p.clone(),
+            target: a.clone(),
+        })
+        .collect();
+    let batch = scorer.score(&spans).unwrap();
+    let alone = scorer.score(&spans[2..3]).unwrap();
+    assert!(
+        (batch[2].nll - alone[0].nll).abs() < 1e-3,
+        "{:?} vs {:?}",
+        batch[2],
+        alone[0]
+    );
+}
+
+#[test]
+fn devices_and_wrong_models_get_clear_answers() {
+    let dir = models();
+    assert!(Device::parse("cuda:x").is_err());
+    assert_eq!(Device::parse("cuda:1").unwrap(), Device::Cuda(1));
+    // `auto` runs wherever it can; on a machine without a GPU that is the CPU.
+    let auto = Embedder::load(
+        &dir.join("minilm"),
+        SessionOptions::default(),
+        EmbedOptions::default(),
+    )
+    .unwrap();
+    let has_gpu = std::path::Path::new("/dev/nvidia0").exists();
+    if !has_gpu {
+        assert_eq!(auto.provider(), Provider::Cpu);
+        let err = Embedder::load(
+            &dir.join("minilm"),
+            SessionOptions {
+                device: Device::Cuda(0),
+                threads: 1,
+            },
+            EmbedOptions::default(),
+        )
+        .err()
+        .expect("cuda without a GPU is an error");
+        assert!(
+            err.message
+                .contains("CUDA execution provider did not register"),
+            "{}",
+            err.message
+        );
+    }
+    let err = OnnxScorer::load(&dir.join("minilm"), cpu())
+        .err()
+        .expect("an encoder is no causal LM");
+    assert!(
+        err.message.contains("not a causal language model"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("last_hidden_state"),
+        "names what it found: {}",
+        err.message
+    );
+    let err = Embedder::load(&dir.join("does-not-exist"), cpu(), EmbedOptions::default())
+        .err()
+        .unwrap();
+    assert!(err.message.contains("not found"), "{}", err.message);
+}
+
+#[test]
+fn the_classifier_names_labels_from_the_config() {
+    let mut c = Classifier::load(&models().join("nli-plumbing"), cpu()).unwrap();
+    assert_eq!(c.labels, vec!["entailment", "neutral", "contradiction"]);
+    let probs = c
+        .classify(&[
+            ("A man is eating food.", "Someone eats."),
+            ("", ""),
+            ("The sky is blue.", "It is night."),
+        ])
+        .unwrap();
+    assert_eq!(probs.len(), 3);
+    for p in &probs {
+        assert_eq!(p.len(), 3);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    // The same pair alone gives the same probabilities as in the batch.
+    let alone = c.classify(&[("The sky is blue.", "It is night.")]).unwrap();
+    assert!(
+        alone[0]
+            .iter()
+            .zip(&probs[2])
+            .all(|(a, b)| (a - b).abs() < 1e-5)
+    );
+}

@@ -95,3 +95,59 @@ fn ds2_rate_on_20_demo_rows_with_llama_cpp_then_a_rerun_sends_nothing() {
         "the server's own log shows only the failed rows asked again"
     );
 }
+
+/// The server backend of the causal scorer (completions with echo + logprobs) against
+/// llama.cpp serving the same GGUF: the IFD order of the reference pairs holds.
+#[test]
+fn server_logprobs_rank_ifd_like_pytorch() {
+    use gleaner::judge::client::{Endpoint, EndpointConfig, RetryPolicy};
+    use gleaner::judge::managed::ManagedServer;
+    use gleaner::judge::pool::Pool;
+    use gleaner::models::causal::{LogprobAlignment, ServerScorer, ifd};
+    let command: Vec<String> = serde_json::from_str(&judge_command()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ManagedServer::start(
+        "ranker",
+        &command,
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        dir.path().join("judge.log"),
+        std::time::Duration::from_secs(120),
+    )
+    .unwrap();
+    let mut config = EndpointConfig::new("ranker", &server.base_url, "smollm2");
+    config.timeout_s = 120.0;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut scorer = ServerScorer {
+        pool: std::sync::Arc::new(Pool::single(Endpoint::new(config).unwrap())),
+        runtime: runtime.handle().clone(),
+        retry: RetryPolicy::default(),
+        // llama-cpp-python reports echoed log-probabilities one position late.
+        alignment: LogprobAlignment::Shifted,
+        top_k: 1000,
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/smollm2_ifd_reference.json");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
+    let items = reference["items"].as_array().unwrap();
+    let pairs: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            let prompt = i["prompt_template"]
+                .as_str()
+                .unwrap()
+                .replace("{instruction}", i["instruction"].as_str().unwrap());
+            (prompt, i["response"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let got = ifd(&mut scorer, &pairs, "### Response:\n").unwrap();
+    let order = |v: Vec<f64>| {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
+        idx
+    };
+    let ours = order(got.iter().map(|g| g.ifd.unwrap()).collect());
+    let want = order(items.iter().map(|i| i["ifd"].as_f64().unwrap()).collect());
+    assert_eq!(ours, want, "server IFDs {got:?}");
+    drop(server);
+}

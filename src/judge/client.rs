@@ -134,6 +134,8 @@ pub struct TokenLogprobs {
     pub logprobs: Vec<Option<f64>>,
     /// Character offset of each token in the returned text.
     pub offsets: Vec<usize>,
+    /// The top alternatives at each position (with `logprobs = k`), when sent.
+    pub top: Vec<Option<std::collections::HashMap<String, f64>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -481,6 +483,7 @@ pub fn parse_reply(raw: &str) -> Result<ChatReply, JudgeError> {
                     tokens: l.tokens,
                     logprobs: l.token_logprobs,
                     offsets: l.text_offset,
+                    top: l.top_logprobs,
                 }),
         );
     }
@@ -538,6 +541,8 @@ struct WireLogprobs {
     token_logprobs: Vec<Option<f64>>,
     #[serde(default)]
     text_offset: Vec<usize>,
+    #[serde(default)]
+    top_logprobs: Vec<Option<std::collections::HashMap<String, f64>>>,
 }
 
 #[cfg(test)]

@@ -159,12 +159,30 @@ fn nll(row: &[f32], target: usize) -> f64 {
     -(row[target] as f64 - max - sum.ln())
 }
 
+/// How a server aligns echoed prompt log-probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogprobAlignment {
+    /// `token_logprobs[k]` = log p(token k | tokens before it): OpenAI, vLLM.
+    #[default]
+    NextToken,
+    /// llama-cpp-python (0.3.x) reports each position's distribution one token late:
+    /// log p(token k | before) is read from the alternatives listed at position k−1
+    /// (`top_k` of them are asked for; a token outside them counts as the least likely
+    /// listed, an upper bound).
+    Shifted,
+}
+
 /// The server backend: `/v1/completions` with `echo` and `logprobs`, the prompt being
 /// context + target; the target's tokens are those whose text offset falls in it.
 pub struct ServerScorer {
     pub pool: Arc<Pool>,
-    pub runtime: Arc<tokio::runtime::Runtime>,
+    /// Where the requests run; `score` blocks on it, so call it off that runtime.
+    pub runtime: tokio::runtime::Handle,
     pub retry: RetryPolicy,
+    pub alignment: LogprobAlignment,
+    /// Alternatives per position to ask for with [`LogprobAlignment::Shifted`].
+    pub top_k: u32,
 }
 
 impl SpanScorer for ServerScorer {
@@ -172,6 +190,7 @@ impl SpanScorer for ServerScorer {
         let pool = self.pool.clone();
         let retry = self.retry.clone();
         let spans = spans.to_vec();
+        let (alignment, top_k) = (self.alignment, self.top_k);
         self.runtime.block_on(async move {
             let mut tasks = tokio::task::JoinSet::new();
             for (i, span) in spans.into_iter().enumerate() {
@@ -182,7 +201,10 @@ impl SpanScorer for ServerScorer {
                         max_tokens: Some(1),
                         temperature: Some(0.0),
                         echo: true,
-                        logprobs: Some(1),
+                        logprobs: Some(match alignment {
+                            LogprobAlignment::NextToken => 1,
+                            LogprobAlignment::Shifted => top_k.max(1),
+                        }),
                         ..CompletionRequest::default()
                     };
                     let reply = pool
@@ -195,11 +217,22 @@ impl SpanScorer for ServerScorer {
                     let (from, to) = (span.context.len(), span.context.len() + span.target.len());
                     let mut s = SpanScore::default();
                     for (k, off) in lp.offsets.iter().enumerate() {
-                        if *off >= from && *off < to && k > 0 {
-                            if let Some(Some(l)) = lp.logprobs.get(k) {
-                                s.nll -= l;
-                                s.tokens += 1;
+                        if *off < from || *off >= to || k == 0 {
+                            continue;
+                        }
+                        let l = match alignment {
+                            LogprobAlignment::NextToken => lp.logprobs.get(k).copied().flatten(),
+                            LogprobAlignment::Shifted => {
+                                lp.top.get(k - 1).and_then(|t| t.as_ref()).and_then(|t| {
+                                    t.get(&lp.tokens[k])
+                                        .copied()
+                                        .or_else(|| t.values().copied().reduce(f64::min))
+                                })
                             }
+                        };
+                        if let Some(l) = l {
+                            s.nll -= l;
+                            s.tokens += 1;
                         }
                     }
                     Ok::<_, String>((i, s))

@@ -4,7 +4,10 @@
 
 pub mod aido_classify;
 pub mod ds2_rate;
+pub mod embed;
 pub mod judge_rubric;
 pub mod judging;
+pub mod model_stage;
 pub mod recipe;
 pub mod runner;
+pub mod score_ppl;

@@ -83,6 +83,42 @@ impl Replicas {
     }
 }
 
+/// A local ONNX model (`[model.<name>]`): a directory with model.onnx + tokenizer.json.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipeModel {
+    /// Relative to the recipe; default `$GLEANER_MODELS/<name>` (or the cache's models/,
+    /// where `make models` exports minilm and smollm2).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `auto` (CUDA when it registers, else CPU), `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Intra-op threads (default: one per core).
+    #[serde(default)]
+    pub threads: Option<usize>,
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    /// Embeddings: `mean` (default) or `cls`.
+    #[serde(default)]
+    pub pooling: Option<crate::models::embedder::Pooling>,
+}
+
+/// Which text of a sample a model stage reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextField {
+    #[default]
+    Instruction,
+    /// Instruction and input, separated by a blank line.
+    InstructionInput,
+    /// Every turn, as `role: content` lines.
+    Conversation,
+    Response,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
@@ -91,7 +127,27 @@ pub struct StageSpec {
     /// twice, e.g. two rubrics.
     #[serde(default)]
     pub name: Option<String>,
-    pub endpoint: String,
+    /// The judge role (`[llm.<role>]`) a judge stage asks; `score.ppl` may use one
+    /// instead of a local model (completions with echo + logprobs).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The local model (`[model.<name>]`) of `embed` and `score.ppl`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `embed`: which text to embed (default instruction).
+    #[serde(default)]
+    pub text: Option<TextField>,
+    /// `score.ppl`: the prompt the answer is scored after: `alpaca` (default), `wiz`, or
+    /// a template with `{instruction}` and `{input}`.
+    #[serde(default)]
+    pub prompt_template: Option<String>,
+    /// `score.ppl`: the context of the answer scored alone (default `### Response:\n`).
+    #[serde(default)]
+    pub alone_prefix: Option<String>,
+    /// `score.ppl` with an endpoint: `next_token` (OpenAI, vLLM; default) or `shifted`
+    /// (llama-cpp-python, which reports echoed log-probabilities one position late).
+    #[serde(default)]
+    pub logprob_alignment: Option<crate::models::causal::LogprobAlignment>,
     #[serde(default)]
     pub preset: Option<String>,
     /// Filter expression choosing the rows this stage reads.
@@ -140,13 +196,23 @@ pub struct Recipe {
     #[serde(default)]
     pub llm: BTreeMap<String, Replicas>,
     #[serde(default)]
+    pub model: BTreeMap<String, RecipeModel>,
+    #[serde(default)]
     pub stage: Vec<StageSpec>,
     /// Folder of the recipe file: relative paths in it (prompts, commands) start here.
     #[serde(skip)]
     pub dir: PathBuf,
 }
 
-pub const STAGES: &[&str] = &["ds2.rate", "aido.classify", "judge.rubric"];
+/// Stages that ask an LLM judge, and stages that run a local model.
+pub const JUDGE_STAGES: &[&str] = &["ds2.rate", "aido.classify", "judge.rubric"];
+pub const MODEL_STAGES: &[&str] = &["embed", "score.ppl"];
+
+impl StageSpec {
+    pub fn is_model_stage(&self) -> bool {
+        MODEL_STAGES.contains(&self.id.as_str())
+    }
+}
 
 impl Recipe {
     pub fn load(path: &Path) -> Result<Self, UserError> {
@@ -187,18 +253,47 @@ impl Recipe {
         }
         let mut names = std::collections::HashSet::new();
         for s in &self.stage {
-            if !STAGES.contains(&s.id.as_str()) {
+            if !JUDGE_STAGES.contains(&s.id.as_str()) && !s.is_model_stage() {
                 return Err(format!(
-                    "unknown stage `{}` (available: {})",
+                    "unknown stage `{}` (available: {}, {})",
                     s.id,
-                    STAGES.join(", ")
+                    JUDGE_STAGES.join(", "),
+                    MODEL_STAGES.join(", ")
                 ));
             }
-            if !self.llm.contains_key(&s.endpoint) {
-                return Err(format!(
-                    "stage `{}` names endpoint `{}`, which has no [llm.{}] table",
-                    s.id, s.endpoint, s.endpoint
-                ));
+            match (&s.endpoint, &s.model, s.id.as_str()) {
+                (Some(e), _, _) if !self.llm.contains_key(e) => {
+                    return Err(format!(
+                        "stage `{}` names endpoint `{e}`, which has no [llm.{e}] table",
+                        s.id
+                    ));
+                }
+                (_, Some(m), _) if !self.model.contains_key(m) => {
+                    return Err(format!(
+                        "stage `{}` names model `{m}`, which has no [model.{m}] table",
+                        s.id
+                    ));
+                }
+                (None, _, id) if JUDGE_STAGES.contains(&id) => {
+                    return Err(format!("stage `{id}` needs endpoint = \"<role>\""));
+                }
+                (_, None, "embed") => return Err("stage `embed` needs model = \"<name>\"".into()),
+                (None, None, "score.ppl") | (Some(_), Some(_), "score.ppl") => {
+                    return Err("stage `score.ppl` needs either model (local ONNX) or endpoint (a server's logprobs)".into());
+                }
+                (_, Some(_), id) if JUDGE_STAGES.contains(&id) => {
+                    return Err(format!(
+                        "stage `{id}` asks a judge; it takes endpoint, not model"
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(d) = self
+                .model
+                .get(s.model.as_deref().unwrap_or_default())
+                .and_then(|m| m.device.as_deref())
+            {
+                crate::models::runtime::Device::parse(d)?;
             }
             if let Some(p) = s
                 .preset

@@ -253,7 +253,11 @@ fn start_managed(
     recipe: &Recipe,
     report: &mut dyn FnMut(&RunEvent),
 ) -> Result<(Vec<ManagedServer>, BTreeMap<(String, usize), String>), UserError> {
-    let used: BTreeSet<&str> = recipe.stage.iter().map(|s| s.endpoint.as_str()).collect();
+    let used: BTreeSet<&str> = recipe
+        .stage
+        .iter()
+        .filter_map(|s| s.endpoint.as_deref())
+        .collect();
     let mut servers = Vec::new();
     let mut urls = BTreeMap::new();
     for role in used {
@@ -289,7 +293,7 @@ fn port_of(url: &str) -> String {
 }
 
 /// The role's replicas as a pool.
-fn build_pool(
+pub(crate) fn build_pool(
     recipe: &Recipe,
     role: &str,
     urls: &BTreeMap<(String, usize), String>,
@@ -416,8 +420,17 @@ fn run_stage(
     let name = spec.name().to_string();
     let frame = select_rows(ws, spec, opts.shard)?;
     let records = frame_to_records(&frame).map_err(|e| UserError::new(e.to_string()))?;
-    let pool = Arc::new(build_pool(recipe, &spec.endpoint, urls)?.with_cancel(cancel.clone()));
-    let schema_style = recipe.llm[&spec.endpoint].list()[0].schema_style;
+    if spec.is_model_stage() {
+        return super::model_stage::run(
+            ws, db, recipe, spec, &records, urls, opts, runtime, cancel, report, started,
+        );
+    }
+    let role = spec
+        .endpoint
+        .as_deref()
+        .expect("validated: judge stages name an endpoint");
+    let pool = Arc::new(build_pool(recipe, role, urls)?.with_cancel(cancel.clone()));
+    let schema_style = recipe.llm[role].list()[0].schema_style;
     let (stage, ask) = build_stage(spec, schema_style);
     let template = match &spec.prompt {
         Some(p) => PromptTemplate::load(&recipe.dir.join(p))?,
@@ -444,7 +457,7 @@ fn run_stage(
         report(&RunEvent::Note(format!(
             "{name}: {} rows selected; role {} ({} endpoint(s): {}); prompt {} v{}",
             records.len(),
-            spec.endpoint,
+            role,
             models.len(),
             models.join(", "),
             template.id,
@@ -515,7 +528,7 @@ fn run_stage(
 }
 
 /// `fresh` with every column but `id` named `<stage>.<column>`.
-fn prefixed(stage: &str, mut fresh: DataFrame) -> Result<DataFrame, UserError> {
+pub(crate) fn prefixed(stage: &str, mut fresh: DataFrame) -> Result<DataFrame, UserError> {
     for name in fresh.get_column_names_owned() {
         if name != "id" {
             fresh
@@ -528,7 +541,7 @@ fn prefixed(stage: &str, mut fresh: DataFrame) -> Result<DataFrame, UserError> {
 
 /// The rows of the file at `path` that `fresh` does not replace, followed by `fresh`.
 /// Rows of an older layout (a changed rubric) are dropped with the file's schema.
-fn merge_rows(path: &Path, fresh: DataFrame) -> Result<DataFrame, UserError> {
+pub(crate) fn merge_rows(path: &Path, fresh: DataFrame) -> Result<DataFrame, UserError> {
     let Ok(file) = std::fs::File::open(path) else {
         return Ok(fresh);
     };
@@ -559,7 +572,11 @@ fn merge_rows(path: &Path, fresh: DataFrame) -> Result<DataFrame, UserError> {
 
 /// Replace this run's rows in the stage's sidecar, keeping rows of earlier runs that
 /// this run did not select.
-fn merge_sidecar(ws: &Workspace, stage: &str, fresh: DataFrame) -> Result<PathBuf, UserError> {
+pub(crate) fn merge_sidecar(
+    ws: &Workspace,
+    stage: &str,
+    fresh: DataFrame,
+) -> Result<PathBuf, UserError> {
     let merged = merge_rows(&ws.sidecar_path(stage), prefixed(stage, fresh)?)?;
     ws.write_sidecar(stage, &merged)
 }
@@ -598,7 +615,11 @@ pub fn merge_shards(ws: &Workspace) -> Result<Vec<(String, usize)>, UserError> {
     Ok(out)
 }
 
-fn start_run(db: &crate::store::Db, spec: &StageSpec, opts: &RunOptions) -> Result<i64, UserError> {
+pub(crate) fn start_run(
+    db: &crate::store::Db,
+    spec: &StageSpec,
+    opts: &RunOptions,
+) -> Result<i64, UserError> {
     let params = serde_json::json!({
         "name": spec.name(), "endpoint": spec.endpoint, "preset": spec.preset,
         "rows": spec.rows, "limit": spec.limit, "shard": opts.shard,
@@ -612,7 +633,11 @@ fn start_run(db: &crate::store::Db, spec: &StageSpec, opts: &RunOptions) -> Resu
     Ok(db.conn.last_insert_rowid())
 }
 
-fn finish_run(db: &crate::store::Db, id: i64, s: &StageSummary) -> Result<(), UserError> {
+pub(crate) fn finish_run(
+    db: &crate::store::Db,
+    id: i64,
+    s: &StageSummary,
+) -> Result<(), UserError> {
     let status = if s.interrupted { "interrupted" } else { "done" };
     db.conn
         .execute(

@@ -70,6 +70,16 @@ pub const MIGRATIONS: &[&str] = &[
         created_at        TEXT NOT NULL
     );
     "#,
+    // v3: embeddings computed once per (model, text) (stages/embed.rs).
+    r#"
+    CREATE TABLE embedding_cache (
+        model     TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        dim       INTEGER NOT NULL,
+        vector    BLOB NOT NULL,
+        PRIMARY KEY (model, text_hash)
+    );
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

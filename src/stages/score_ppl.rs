@@ -102,7 +102,7 @@ pub fn score_rows(
                         ppl_given_prompt: cond,
                         ppl_alone: alone,
                         ifd: cond.zip(alone).map(|(a, b)| a / b),
-                        answer_tokens: s[1].tokens,
+                        answer_tokens: s[0].tokens,
                         error,
                     });
                 }

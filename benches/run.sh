@@ -4,6 +4,8 @@
 #  2. open → first frame, p99 render while scrolling, peak RSS (benches/browse.rs)
 #  3. judge client req/s and CPU/request vs Python openai.AsyncOpenAI against one stub,
 #     and in-flight = concurrency under a slow server (benches/judge_client.rs)
+#  4. MiniLM embedder texts/s vs Python onnxruntime and PyTorch transformers, same
+#     texts and threads (benches/embed.rs; models from scripts/setup-models.sh)
 # ROWS=100000 make bench for a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,3 +53,8 @@ echo "== browse"
 cargo bench --locked --bench browse -- "$B/ws.gleaner" 2>/dev/null | grep -v "^running\|^test result\|^$" || true
 
 PEER_PYTHON=$VENV/bin/python cargo bench --locked --bench judge_client 2>/dev/null
+
+# The embedder peers run in the models venv (torch, transformers, onnxruntime).
+CACHE=$CACHE bash scripts/setup-models.sh >/dev/null
+MODELS_PY=$(ls -d "$CACHE"/venv-models-*/bin/python | head -1)
+PEER_PYTHON=$MODELS_PY cargo bench --locked --bench embed 2>/dev/null

@@ -238,3 +238,56 @@ fn the_table_shows_scores_and_the_reader_shows_every_stage_output() {
     assert!(app.wait_idle(Duration::from_secs(20)));
     assert!(app.state.view.rows.is_empty());
 }
+
+#[test]
+fn many_stage_columns_scroll_sideways_with_the_id_pinned() {
+    let (_d, ws) = demo_workspace();
+    let ids: Vec<String> = load(&demo_path())
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let mut cols = vec![Column::new("id".into(), &ids)];
+    for k in 0..12 {
+        cols.push(Column::new(
+            format!("metric_{k:02}").into(),
+            ids.iter().map(|_| k as f64).collect::<Vec<_>>(),
+        ));
+    }
+    ws.write_sidecar("many.metrics", &DataFrame::new(ids.len(), cols).unwrap())
+        .unwrap();
+    let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
+    app.dispatch(Action::Resize {
+        width: 90,
+        height: 20,
+    });
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    let screen = |app: &App| {
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(90, 20)).unwrap();
+        app.draw(&mut term).unwrap();
+        term.backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect::<String>()
+    };
+    let first = screen(&app);
+    assert!(first.contains("metrics.metric_00"), "{first}");
+    assert!(!first.contains("metrics.metric_11"));
+    assert!(
+        first.contains("▶ (h/l)"),
+        "says more columns are to the right: {first}"
+    );
+    for _ in 0..app.state.columns.len() {
+        app.dispatch(Action::ColumnRight);
+    }
+    let last = screen(&app);
+    assert!(
+        last.contains("response"),
+        "the last column is on screen: {last}"
+    );
+    assert!(last.contains(" id "), "id stays pinned: {last}");
+    assert!(!last.contains("metrics.metric_00"), "{last}");
+    assert!(last.contains("◀ columns"), "{last}");
+}

@@ -291,7 +291,7 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
             None => name,
         };
         let width = if numeric {
-            (title.chars().count() as u16).clamp(6, 16)
+            (title.chars().count() as u16).clamp(6, 20)
         } else {
             14
         };

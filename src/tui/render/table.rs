@@ -34,12 +34,64 @@ fn cell_text(value: AnyValue) -> String {
     }
 }
 
+/// Width a column needs to be readable; text columns that fill the rest get at least 20.
+fn need(c: &crate::tui::state::ColumnSpec) -> u16 {
+    if c.width == 0 { 20 } else { c.width }
+}
+
+/// The columns that fit in `width`: the first (`id`) always, then a window that starts
+/// as far left as it can while keeping the focused column on screen. Columns are never
+/// squeezed below their width; the rest are reached with h/l.
+pub fn visible_columns(s: &AppState, width: u16) -> Vec<usize> {
+    let n = s.columns.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let avail = width.saturating_sub(3) as i32; // borders + marker column
+    let pinned = need(&s.columns[0]) as i32 + 1;
+    let cost = |i: usize| need(&s.columns[i]) as i32 + 1;
+    let focus = s.col_focus.min(n - 1);
+    let mut start = 1;
+    while start < focus && (start..=focus).map(cost).sum::<i32>() + pinned > avail {
+        start += 1;
+    }
+    let mut out = vec![0];
+    let mut used = pinned;
+    for i in start..n {
+        if used + cost(i) > avail && out.len() > 1 {
+            break;
+        }
+        used += cost(i);
+        out.push(i);
+    }
+    out
+}
+
 pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let focused = s.mode != Mode::Reader;
-    let block = Block::default()
+    let shown = visible_columns(s, area.width);
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(if focused { t.accent } else { t.muted }));
+    if shown.len() < s.columns.len() {
+        let left = shown.get(1).is_some_and(|&i| i > 1);
+        let right = shown.last().is_some_and(|&i| i + 1 < s.columns.len());
+        block = block.title(
+            Line::from(Span::styled(
+                format!(
+                    " {}columns {}–{} of {}{} (h/l) ",
+                    if left { "◀ " } else { "" },
+                    shown.get(1).map_or(1, |i| i + 1),
+                    shown.last().map_or(1, |i| i + 1),
+                    s.columns.len(),
+                    if right { " ▶" } else { "" },
+                ),
+                Style::default().fg(t.muted),
+            ))
+            .right_aligned(),
+        );
+    }
     let inner_height = block.inner(area).height.saturating_sub(1) as usize;
     let query = s
         .search
@@ -53,7 +105,8 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
         .add_modifier(Modifier::BOLD);
     let mut header = vec![Cell::from(" ").style(header_style)];
     let mut widths = vec![Constraint::Length(1)];
-    for (i, c) in s.columns.iter().enumerate() {
+    for &i in &shown {
+        let c = &s.columns[i];
         let mut title = c.title.clone();
         if let Some((col, desc)) = &s.view.sort
             && *col == c.name
@@ -75,9 +128,9 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
     let end = (s.offset + inner_height).min(s.view.rows.len());
     // Gather the visible rows once: random access into a many-chunk column is slow.
     let visible = IdxCa::from_vec("idx".into(), s.view.rows[s.offset.min(end)..end].to_vec());
-    let page: Vec<Option<Column>> = s
-        .columns
+    let page: Vec<Option<Column>> = shown
         .iter()
+        .map(|&i| &s.columns[i])
         .map(|c| {
             s.table
                 .column(&c.name)
@@ -102,7 +155,7 @@ pub fn draw(f: &mut Frame, area: Rect, s: &AppState) {
             })
             .style(Style::default().fg(if marked { t.marked } else { t.match_bg })),
         ];
-        for (spec, col) in s.columns.iter().zip(&page) {
+        for (spec, col) in shown.iter().map(|&i| &s.columns[i]).zip(&page) {
             let text = col
                 .as_ref()
                 .and_then(|c| c.get(pos - s.offset).ok())

@@ -1,0 +1,127 @@
+//! Embedder throughput (issue: ONNX models, performance): the demo set repeated to
+//! 2,048 texts, max length 256, MiniLM, the same thread count for everyone, measured
+//! in one run against Python `onnxruntime` and PyTorch `transformers`
+//! (benches/embed_peer.py, run with PEER_PYTHON, the models venv). Reports texts/s,
+//! the ratio to the faster peer (target ≥ 1.5×) and peak memory.
+//! `GLEANER_DEVICE=cuda` measures the CUDA provider instead (on a GPU machine).
+
+use std::time::Instant;
+
+use gleaner::data::LoadOptions;
+use gleaner::data::load_dataset;
+use gleaner::models::embedder::{EmbedOptions, Embedder};
+use gleaner::models::runtime::{Device, SessionOptions};
+use gleaner::stages::embed::text_of;
+use gleaner::stages::recipe::TextField;
+
+fn peak_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let models = std::env::var_os("GLEANER_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("gleaner/models"));
+    let dir = models.join("minilm");
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2048);
+    let device =
+        Device::parse(&std::env::var("GLEANER_DEVICE").unwrap_or_else(|_| "cpu".into())).unwrap();
+    let records = load_dataset(
+        &root.join("assets/demo/demo.jsonl"),
+        &LoadOptions::default(),
+    )
+    .unwrap()
+    .records;
+    let base: Vec<String> = records
+        .iter()
+        .map(|r| text_of(r, TextField::Conversation))
+        .collect();
+    let texts: Vec<String> = base.iter().cycle().take(n).cloned().collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut e = Embedder::load(
+        &dir,
+        SessionOptions { device, threads },
+        EmbedOptions {
+            max_length: 256,
+            batch_size: 32,
+            ..EmbedOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: run `make models` first", e.message));
+    e.embed(&refs[..64]).unwrap(); // warm up
+    let t = Instant::now();
+    let v = e.embed(&refs).unwrap();
+    let ours = n as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(v.len(), n);
+    println!(
+        "== embedder: {n} texts (demo conversations repeated), max length 256, batch 32, {threads} threads, {}",
+        e.provider()
+    );
+    println!(
+        "gleaner                  {ours:8.1} texts/s   peak RSS {:.0} MB",
+        peak_mb()
+    );
+    let Ok(py) = std::env::var("PEER_PYTHON") else {
+        println!(
+            "python peers skipped: set PEER_PYTHON to the models venv's python (make bench does)"
+        );
+        return;
+    };
+    let file = std::env::temp_dir().join("gleaner-embed-bench.json");
+    std::fs::write(&file, serde_json::to_string(&texts).unwrap()).unwrap();
+    let mut best: f64 = 0.0;
+    for peer in ["onnxruntime", "torch"] {
+        let out = std::process::Command::new(&py)
+            .arg(root.join("benches/embed_peer.py"))
+            .args([
+                file.to_str().unwrap(),
+                dir.to_str().unwrap(),
+                &threads.to_string(),
+                "32",
+                peer,
+            ])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            println!(
+                "{peer} peer failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            continue;
+        }
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rate = r["texts_per_s"].as_f64().unwrap();
+        best = best.max(rate);
+        println!(
+            "python {peer:<17} {rate:8.1} texts/s   peak RSS {:.0} MB",
+            r["peak_mb"].as_f64().unwrap()
+        );
+    }
+    if best > 0.0 {
+        println!(
+            "ratio to the faster peer  {:.2}× (target ≥ 1.5×)",
+            ours / best
+        );
+    }
+}

@@ -291,3 +291,38 @@ fn many_stage_columns_scroll_sideways_with_the_id_pinned() {
     assert!(!last.contains("metrics.metric_00"), "{last}");
     assert!(last.contains("◀ columns"), "{last}");
 }
+
+#[test]
+fn stages_named_without_a_dot_are_stage_columns_too() {
+    let (_d, ws) = demo_workspace();
+    let ids: Vec<String> = load(&demo_path())
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let side = df!(
+        "id" => &ids,
+        "dim" => ids.iter().map(|_| 384i64).collect::<Vec<_>>(),
+        "cached" => ids.iter().map(|_| true).collect::<Vec<_>>(),
+        "status" => ids.iter().map(|_| "ok").collect::<Vec<_>>(),
+    )
+    .unwrap();
+    ws.write_sidecar("embed", &side).unwrap();
+    let mut app = App::new(&ws, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
+    app.dispatch(Action::Resize {
+        width: 150,
+        height: 40,
+    });
+    assert!(app.wait_idle(Duration::from_secs(20)));
+    let names: Vec<&str> = app.state.columns.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.contains(&"embed.status"), "{names:?}");
+    assert!(
+        !names.contains(&"embed.cached") && !names.contains(&"embed.dim"),
+        "{names:?}"
+    );
+    let fields = app.state.reader.fields.join("\n");
+    assert!(
+        fields.contains("embed.dim: 384") && fields.contains("embed.cached: true"),
+        "{fields}"
+    );
+}

@@ -46,7 +46,7 @@ impl App {
         let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
         let first = ws.read_rows(0, FIRST_ROWS.min(total), Some(&cols))?;
         let first = snapshot.with_sidecars(first).map_err(UserError::new)?;
-        let state = AppState::new(ws.name(), total, first, keymap, theme);
+        let state = AppState::new(ws.name(), total, first, ws.sidecars(), keymap, theme);
         let mut app = Self {
             state,
             jobs: Jobs::new(snapshot),

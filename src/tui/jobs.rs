@@ -63,6 +63,14 @@ impl Snapshot {
         Ok(schema)
     }
 
+    /// The stages of `sidecars` (their file stems).
+    pub fn stage_names(&self) -> Vec<String> {
+        self.sidecars
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect()
+    }
+
     /// Append the sidecar columns, aligned by id, to a frame that has `id`.
     pub fn with_sidecars(&self, mut df: DataFrame) -> Result<DataFrame, String> {
         if self.sidecars.is_empty() {
@@ -170,6 +178,8 @@ pub enum JobOutput {
     Exported(Result<(PathBuf, usize), String>),
     /// News from a running recipe.
     Run(RunEvent),
+    /// The stages whose sidecars the next table holds (sent just before it).
+    Stages(Vec<String>),
     RunDone(Result<Vec<StageSummary>, String>),
 }
 
@@ -293,7 +303,10 @@ impl Jobs {
 
     /// Count a received output as finished (progress reports do not finish a job).
     pub fn note_received(&mut self, out: &JobOutput) {
-        if !matches!(out, JobOutput::SearchProgress { .. } | JobOutput::Run(_)) {
+        if !matches!(
+            out,
+            JobOutput::SearchProgress { .. } | JobOutput::Run(_) | JobOutput::Stages(_)
+        ) {
             self.in_flight = self.in_flight.saturating_sub(1);
         }
     }
@@ -311,6 +324,7 @@ fn run(
 ) -> JobOutput {
     match req {
         JobRequest::Table { columns } => {
+            let _ = tx.send(JobOutput::Stages(snapshot.stage_names()));
             let cols: Vec<&str> = columns.iter().map(String::as_str).collect();
             JobOutput::Table(
                 snapshot

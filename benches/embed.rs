@@ -56,12 +56,16 @@ fn main() {
         .collect();
     let texts: Vec<String> = base.iter().cycle().take(n).cloned().collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let batch: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(EmbedOptions::default().batch_size);
     let mut e = Embedder::load(
         &dir,
         SessionOptions { device, threads },
         EmbedOptions {
             max_length: 256,
-            batch_size: 32,
+            batch_size: batch,
             ..EmbedOptions::default()
         },
     )
@@ -72,7 +76,7 @@ fn main() {
     let ours = n as f64 / t.elapsed().as_secs_f64();
     assert_eq!(v.len(), n);
     println!(
-        "== embedder: {n} texts (demo conversations repeated), max length 256, batch 32, {threads} threads, {}",
+        "== embedder: {n} texts (demo conversations repeated), max length 256, batch {batch} (python peers 32), {threads} threads, {}",
         e.provider()
     );
     println!(
@@ -88,7 +92,12 @@ fn main() {
     let file = std::env::temp_dir().join("gleaner-embed-bench.json");
     std::fs::write(&file, serde_json::to_string(&texts).unwrap()).unwrap();
     let mut best: f64 = 0.0;
-    for peer in ["onnxruntime", "torch"] {
+    for (peer, order) in [
+        ("onnxruntime", "input"),
+        ("torch", "input"),
+        ("onnxruntime", "sorted"),
+        ("torch", "sorted"),
+    ] {
         let out = std::process::Command::new(&py)
             .arg(root.join("benches/embed_peer.py"))
             .args([
@@ -97,6 +106,7 @@ fn main() {
                 &threads.to_string(),
                 "32",
                 peer,
+                order,
             ])
             .output()
             .unwrap();
@@ -113,8 +123,9 @@ fn main() {
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rate = r["texts_per_s"].as_f64().unwrap();
         best = best.max(rate);
+        let peer = format!("{peer} ({order} order)");
         println!(
-            "python {peer:<17} {rate:8.1} texts/s   peak RSS {:.0} MB",
+            "python {peer:<26} {rate:8.1} texts/s   peak RSS {:.0} MB",
             r["peak_mb"].as_f64().unwrap()
         );
     }

@@ -5,6 +5,9 @@ import importlib.util, json, pathlib, resource, sys, time
 
 texts_file, model_dir, threads, batch = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 texts = json.load(open(texts_file))
+if len(sys.argv) > 6 and sys.argv[6] == "sorted":
+    # What sentence-transformers does: batches of similar length pad less.
+    texts = sorted(texts, key=len)
 
 
 def peak_mb():

@@ -112,9 +112,10 @@ pub fn run(
             let (m, table) = model.expect("validated: embed names a model");
             let eo = EmbedOptions {
                 max_length: table.max_length.unwrap_or(256),
-                batch_size: table.batch_size.unwrap_or(32),
+                batch_size: table.batch_size.unwrap_or(64),
                 pooling: table.pooling.unwrap_or_default(),
                 normalize: true,
+                ..EmbedOptions::default()
             };
             let mut embedder =
                 Embedder::load(&model_dir(recipe, m, table), session_options(table)?, eo)?;

@@ -8,18 +8,6 @@ use gleaner::models::embedder::{EmbedOptions, Embedder};
 use gleaner::models::runtime::{Device, SessionOptions};
 use polars::prelude::*;
 
-fn models() -> std::path::PathBuf {
-    let dir = std::env::var_os("GLEANER_MODELS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("gleaner/models"));
-    assert!(
-        dir.join("minilm/model.onnx").is_file(),
-        "no exported models in {}: run the tests through `make test`",
-        dir.display()
-    );
-    dir
-}
-
 fn read(path: &std::path::Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap())
         .finish()

@@ -4,35 +4,14 @@
 //! exported by scripts/setup-models.sh, which `make test` runs (GLEANER_MODELS and
 //! ORT_DYLIB_PATH point at them).
 
-use std::path::PathBuf;
+mod common;
+
+use common::*;
 
 use gleaner::models::causal::{OnnxScorer, Span, SpanScorer, ifd};
 use gleaner::models::classifier::Classifier;
 use gleaner::models::embedder::{EmbedOptions, Embedder};
 use gleaner::models::runtime::{Device, Provider, SessionOptions};
-
-fn models() -> PathBuf {
-    let dir = std::env::var_os("GLEANER_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("gleaner/models"));
-    assert!(
-        dir.join("minilm/model.onnx").is_file(),
-        "no exported models in {}: run the tests through `make test` (scripts/setup-models.sh)",
-        dir.display()
-    );
-    dir
-}
-
-fn fixture(name: &str) -> serde_json::Value {
-    let root = std::env::var_os("GLEANER_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let path = root.join("fixtures").join(name);
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
-}
 
 fn cpu() -> SessionOptions {
     SessionOptions {
@@ -118,19 +97,8 @@ fn batching_changes_no_vector() {
 
 #[test]
 fn smollm2_perplexities_and_ifd_match_pytorch() {
-    let reference = fixture("smollm2_ifd_reference.json");
     let mut scorer = OnnxScorer::load(&models().join("smollm2"), cpu()).unwrap();
-    let items = reference["items"].as_array().unwrap();
-    let pairs: Vec<(String, String)> = items
-        .iter()
-        .map(|i| {
-            let prompt = i["prompt_template"]
-                .as_str()
-                .unwrap()
-                .replace("{instruction}", i["instruction"].as_str().unwrap());
-            (prompt, i["response"].as_str().unwrap().to_string())
-        })
-        .collect();
+    let (items, pairs) = ifd_reference();
     let got = ifd(&mut scorer, &pairs, "### Response:\n").unwrap();
     let close = |a: f64, b: f64| ((a - b) / b).abs() < 0.005;
     for (item, g) in items.iter().zip(&got) {

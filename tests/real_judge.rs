@@ -125,21 +125,7 @@ fn server_logprobs_rank_ifd_like_pytorch() {
         alignment: LogprobAlignment::Shifted,
         top_k: 1000,
     };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/smollm2_ifd_reference.json");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
-    let items = reference["items"].as_array().unwrap();
-    let pairs: Vec<(String, String)> = items
-        .iter()
-        .map(|i| {
-            let prompt = i["prompt_template"]
-                .as_str()
-                .unwrap()
-                .replace("{instruction}", i["instruction"].as_str().unwrap());
-            (prompt, i["response"].as_str().unwrap().to_string())
-        })
-        .collect();
+    let (items, pairs) = ifd_reference();
     let got = ifd(&mut scorer, &pairs, "### Response:\n").unwrap();
     let order = |v: Vec<f64>| {
         let mut idx: Vec<usize> = (0..v.len()).collect();

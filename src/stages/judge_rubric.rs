@@ -49,21 +49,8 @@ fn default_overall() -> String {
     "mean".into()
 }
 
-/// Names the stage itself writes; a criterion may not take them.
-const RESERVED: &[&str] = &[
-    "overall",
-    "reason",
-    "status",
-    "error",
-    "raw",
-    "parsed_by",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_ms",
-    "cached",
-    "endpoint",
-    "id",
-];
+/// Names the stage writes besides the criteria (plus the shared reply columns).
+const OWN_COLUMNS: &[&str] = &["overall", "reason", "id"];
 
 impl Rubric {
     /// Why the rubric cannot be used, if it cannot.
@@ -89,7 +76,9 @@ impl Rubric {
                     c.name
                 ));
             }
-            if RESERVED.contains(&c.name.as_str()) {
+            if OWN_COLUMNS.contains(&c.name.as_str())
+                || super::judging::REPLY_COLUMNS.contains(&c.name.as_str())
+            {
                 return Err(format!("criterion name `{}` is reserved", c.name));
             }
             if !seen.insert(c.name.as_str()) {

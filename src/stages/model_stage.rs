@@ -65,22 +65,7 @@ pub fn run(
     started: Instant,
 ) -> Result<StageSummary, UserError> {
     let name = spec.name().to_string();
-    let mut summary = StageSummary {
-        stage: spec.id.clone(),
-        name: name.clone(),
-        rows: records.len(),
-        ok: 0,
-        unparsed: 0,
-        failed: 0,
-        cached: 0,
-        requests: 0,
-        tokens: 0,
-        seconds: 0.0,
-        interrupted: false,
-        shard: opts.shard.map(|s| s.label()),
-        sidecar: None,
-        endpoints: Vec::new(),
-    };
+    let mut summary = StageSummary::new(spec, records.len(), opts);
     let model = spec.model.as_deref().map(|m| (m, &recipe.model[m]));
     if opts.dry_run {
         let what = match model {

@@ -89,6 +89,28 @@ pub struct StageSummary {
     pub endpoints: Vec<EndpointUsage>,
 }
 
+impl StageSummary {
+    /// A summary with nothing counted yet.
+    pub fn new(spec: &StageSpec, rows: usize, opts: &RunOptions) -> Self {
+        Self {
+            stage: spec.id.clone(),
+            name: spec.name().to_string(),
+            rows,
+            ok: 0,
+            unparsed: 0,
+            failed: 0,
+            cached: 0,
+            requests: 0,
+            tokens: 0,
+            seconds: 0.0,
+            interrupted: false,
+            shard: opts.shard.map(|s| s.label()),
+            sidecar: None,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
 /// What a run reports as it goes (stderr for the CLI, the Jobs panel in the TUI).
 #[derive(Debug, Clone)]
 pub enum RunEvent {
@@ -436,22 +458,7 @@ fn run_stage(
         Some(p) => PromptTemplate::load(&recipe.dir.join(p))?,
         None => PromptTemplate::builtin(&spec.id).expect("every stage ships a prompt"),
     };
-    let mut summary = StageSummary {
-        stage: spec.id.clone(),
-        name: name.clone(),
-        rows: records.len(),
-        ok: 0,
-        unparsed: 0,
-        failed: 0,
-        cached: 0,
-        requests: 0,
-        tokens: 0,
-        seconds: 0.0,
-        interrupted: false,
-        shard: opts.shard.map(|s| s.label()),
-        sidecar: None,
-        endpoints: Vec::new(),
-    };
+    let mut summary = StageSummary::new(spec, records.len(), opts);
     if opts.dry_run {
         let models: Vec<String> = pool.endpoints().map(|e| e.config.model.clone()).collect();
         report(&RunEvent::Note(format!(

@@ -92,3 +92,45 @@ pub fn run_recipe_json(ws: &Path, recipe: &Path) -> (serde_json::Value, String) 
     let summary = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone();
     (summary, stderr)
 }
+
+/// The exported ONNX models (`make models`; `GLEANER_MODELS` overrides).
+pub fn models() -> PathBuf {
+    let dir = std::env::var_os("GLEANER_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs::cache_dir().unwrap().join("gleaner/models"));
+    assert!(
+        dir.join("minilm/model.onnx").is_file(),
+        "no exported models in {}: run the tests through `make test` (scripts/setup-models.sh)",
+        dir.display()
+    );
+    dir
+}
+
+/// A reference file of ../shared/fixtures (`GLEANER_SHARED` overrides the folder).
+pub fn fixture(name: &str) -> serde_json::Value {
+    let root = std::env::var_os("GLEANER_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = root.join("fixtures").join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+}
+
+/// The IFD reference items and their (filled prompt, response) pairs.
+pub fn ifd_reference() -> (Vec<serde_json::Value>, Vec<(String, String)>) {
+    let reference = fixture("smollm2_ifd_reference.json");
+    let items = reference["items"].as_array().unwrap().clone();
+    let pairs = items
+        .iter()
+        .map(|i| {
+            let prompt = i["prompt_template"]
+                .as_str()
+                .unwrap()
+                .replace("{instruction}", i["instruction"].as_str().unwrap());
+            (prompt, i["response"].as_str().unwrap().to_string())
+        })
+        .collect();
+    (items, pairs)
+}

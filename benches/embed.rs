@@ -66,6 +66,10 @@ fn main() {
         EmbedOptions {
             max_length: 256,
             batch_size: batch,
+            token_budget: std::env::var("TOKEN_BUDGET")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(EmbedOptions::default().token_budget),
             ..EmbedOptions::default()
         },
     )

@@ -117,10 +117,30 @@ fn score_ppl_writes_perplexities_and_ifd() {
         f("score.ppl.ppl_answer_alone"),
         f("score.ppl.ifd"),
     );
+    let tok = tokenizers::Tokenizer::from_file(m.join("smollm2/tokenizer.json")).unwrap();
+    let records = load(&demo_path()).records;
+    let ids = side.column("id").unwrap().str().unwrap().clone();
+    let answer_tokens = side
+        .column("score.ppl.answer_tokens")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .clone();
     for i in 0..8 {
         let (c, a) = (cond.get(i).unwrap(), alone.get(i).unwrap());
         assert!(instr.get(i).unwrap() > 1.0 && c > 1.0 && a > 1.0);
         assert!((ifd.get(i).unwrap() - c / a).abs() < 1e-9);
+        // The count is the answer's own tokens, not the prompt's.
+        let r = records
+            .iter()
+            .find(|r| Some(r.id.as_str()) == ids.get(i))
+            .unwrap();
+        let want = tok
+            .encode(r.output.as_deref().unwrap(), false)
+            .unwrap()
+            .get_ids()
+            .len();
+        assert_eq!(answer_tokens.get(i), Some(want as i64), "{}", r.id);
     }
 }
 

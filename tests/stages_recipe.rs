@@ -503,3 +503,73 @@ fn ctrl_c_stops_cleanly_after_the_requests_in_flight_and_a_rerun_resumes() {
     assert_eq!(summary["cached"].as_u64(), Some(sent as u64));
     assert_eq!(summary["ok"], 40);
 }
+
+/// `/v1/completions` echo: the prompt split at spaces, every token but the first at
+/// log-probability −1, so every span's perplexity is e.
+fn echo_logprobs(body: &str) -> Reply {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    let prompt = v["prompt"].as_str().unwrap_or_default();
+    assert_eq!(v["echo"], true, "score.ppl asks for the prompt back");
+    let (mut tokens, mut offsets, mut logprobs) = (vec![], vec![], vec![]);
+    let mut start = 0;
+    for (k, piece) in prompt.split_inclusive(' ').enumerate() {
+        tokens.push(piece.to_string());
+        offsets.push(start);
+        logprobs.push(if k == 0 {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(-1.0)
+        });
+        start += piece.len();
+    }
+    Reply::ok("").then_body(
+        &serde_json::json!({
+            "choices": [{"index": 0, "text": prompt, "logprobs": {
+                "tokens": tokens, "token_logprobs": logprobs, "text_offset": offsets}}],
+            "usage": {"prompt_tokens": tokens.len(), "completion_tokens": 1}
+        })
+        .to_string(),
+    )
+}
+
+#[test]
+fn score_ppl_through_an_endpoint_reads_echoed_logprobs() {
+    let rt = runtime();
+    let s = server(&rt, echo_logprobs);
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(dir.path());
+    let recipe = write(
+        dir.path(),
+        "ppl.toml",
+        format!(
+            "[llm.lm]\nbase_url = \"{}\"\nmodel = \"stub\"\n\n[[stage]]\nid = \"score.ppl\"\nendpoint = \"lm\"\nrows = \"n_turns == 1\"\nlimit = 5\n",
+            s.url
+        ),
+    );
+    let (summary, _) = run_recipe_json(&ws, &recipe);
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["requests"].as_u64()),
+        (Some(5), Some(10))
+    );
+    assert!(
+        s.paths
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|p| p.ends_with("/v1/completions"))
+    );
+    let side = read(&ws.join("sidecars/score.ppl.parquet"));
+    let e = std::f64::consts::E;
+    for col in [
+        "score.ppl.instr_ppl",
+        "score.ppl.ppl_answer_given_prompt",
+        "score.ppl.ppl_answer_alone",
+    ] {
+        for v in side.column(col).unwrap().f64().unwrap().iter() {
+            assert!((v.unwrap() - e).abs() < 1e-9, "{col}: {v:?}");
+        }
+    }
+    for v in side.column("score.ppl.ifd").unwrap().f64().unwrap().iter() {
+        assert!((v.unwrap() - 1.0).abs() < 1e-9);
+    }
+}

@@ -234,6 +234,9 @@ impl SpanScorer for ServerScorer {
                         if *off >= to || k == 0 {
                             continue;
                         }
+                        // A token that straddles the context/target boundary belongs to
+                        // the target (it carries the target's first characters).
+                        let end = off + lp.tokens.get(k).map_or(0, String::len);
                         let l = match alignment {
                             LogprobAlignment::NextToken => lp.logprobs.get(k).copied().flatten(),
                             LogprobAlignment::Shifted => {
@@ -245,7 +248,7 @@ impl SpanScorer for ServerScorer {
                             }
                         };
                         match l {
-                            Some(l) if *off >= from => {
+                            Some(l) if end > from => {
                                 s.nll -= l;
                                 s.tokens += 1;
                             }

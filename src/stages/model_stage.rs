@@ -92,6 +92,8 @@ pub fn run(
             elapsed: started.elapsed(),
         });
     };
+    // The endpoint pool of a server-backed `score.ppl`, for usage in the summary.
+    let mut server_pool: Option<Arc<crate::judge::pool::Pool>> = None;
     let (fresh, done) = match spec.id.as_str() {
         "embed" => {
             let (m, table) = model.expect("validated: embed names a model");
@@ -139,7 +141,12 @@ pub fn run(
                     Box::new(s)
                 }
                 (None, Some(role)) => Box::new(ServerScorer {
-                    pool: Arc::new(build_pool(recipe, role, urls)?.with_cancel(cancel.clone())),
+                    pool: {
+                        let pool =
+                            Arc::new(build_pool(recipe, role, urls)?.with_cancel(cancel.clone()));
+                        server_pool = Some(pool.clone());
+                        pool
+                    },
                     runtime: runtime.handle().clone(),
                     retry: RetryPolicy::default(),
                     alignment: spec.logprob_alignment.unwrap_or_default(),
@@ -174,6 +181,10 @@ pub fn run(
     summary.failed = count("failed");
     summary.cached = last.cached;
     summary.tokens = last.tokens;
+    if let Some(pool) = &server_pool {
+        summary.endpoints = pool.usage();
+        summary.requests = summary.endpoints.iter().map(|e| e.requests).sum();
+    }
     if !summary.interrupted {
         summary.sidecar = Some(match opts.shard {
             None => merge_sidecar(ws, &name, fresh)?,

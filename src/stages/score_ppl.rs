@@ -66,17 +66,15 @@ pub fn score_rows(
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        let mut spans = Vec::with_capacity(chunk.len() * 3);
+        // Two passes per row: prompt + answer (the prompt's own tokens give instr_ppl
+        // in the same pass), and the answer after the alone prefix.
+        let mut spans = Vec::with_capacity(chunk.len() * 2);
         for r in chunk {
             let prompt = prompt_for(r, template);
             let answer = r
                 .output
                 .clone()
                 .unwrap_or_else(|| r.first_assistant().to_string());
-            spans.push(Span {
-                context: String::new(),
-                target: prompt.clone(),
-            });
             spans.push(Span {
                 context: prompt,
                 target: answer.clone(),
@@ -88,10 +86,13 @@ pub fn score_rows(
         }
         match scorer.score(&spans) {
             Ok(scores) => {
-                for (r, s) in chunk.iter().zip(scores.chunks(3)) {
-                    let (instr, cond, alone) =
-                        (s[0].perplexity(), s[1].perplexity(), s[2].perplexity());
-                    p.tokens += (s[0].tokens + s[1].tokens + s[2].tokens) as u64;
+                for (r, s) in chunk.iter().zip(scores.chunks(2)) {
+                    let (instr, cond, alone) = (
+                        s[0].context_perplexity(),
+                        s[0].perplexity(),
+                        s[1].perplexity(),
+                    );
+                    p.tokens += (s[0].context_tokens + s[0].tokens + s[1].tokens) as u64;
                     let error = cond.is_none().then(|| "the answer is empty".to_string());
                     if error.is_some() {
                         p.unparsed += 1;

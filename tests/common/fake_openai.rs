@@ -39,6 +39,11 @@ impl Reply {
             drop: false,
         }
     }
+    /// The same reply with another body (e.g. a `/completions` shape).
+    pub fn then_body(mut self, body: &str) -> Self {
+        self.body = body.to_string();
+        self
+    }
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
         self

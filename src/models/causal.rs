@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::model_dir::{Batch, LoadedModel};
+use super::model_dir::{Batch, LoadedModel, length_batches};
 use super::runtime::{Provider, SessionOptions};
 use crate::error::UserError;
 use crate::judge::client::{CompletionRequest, RetryPolicy};
@@ -122,20 +122,10 @@ impl SpanScorer for OnnxScorer {
             .iter()
             .map(|s| self.encode(s))
             .collect::<Result<_, _>>()?;
-        let mut order: Vec<usize> = (0..spans.len()).collect();
-        order.sort_by_key(|&i| encoded[i].0.len());
+        let lens: Vec<usize> = encoded.iter().map(|e| e.0.len()).collect();
         let mut out = vec![SpanScore::default(); spans.len()];
-        let mut k = 0;
-        while k < order.len() {
-            // Grow the batch while rows × longest row stays in the budget (sorted, so the
-            // newest row is the longest).
-            let mut end = k + 1;
-            while end < order.len()
-                && (end - k + 1) * encoded[order[end]].0.len() <= self.token_budget
-            {
-                end += 1;
-            }
-            let chunk = &order[k..end];
+        for chunk in length_batches(&lens, usize::MAX, self.token_budget) {
+            let chunk = chunk.as_slice();
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].0.as_slice()).collect();
             let batch = Batch::new(&rows, self.pad_id);
             let inputs = batch.inputs(&self.model)?;
@@ -160,7 +150,6 @@ impl SpanScorer for OnnxScorer {
                 }
                 out[i] = score;
             }
-            k = end;
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::model_dir::{Batch, LoadedModel};
+use super::model_dir::{Batch, LoadedModel, length_batches};
 use super::runtime::{Provider, SessionOptions};
 use crate::error::UserError;
 
@@ -131,32 +131,25 @@ impl Embedder {
 
     /// One vector per text, in order.
     pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        Ok(self.embed_counted(texts)?.0)
+    }
+
+    /// One vector per text and the number of tokens it was cut to, in order.
+    pub fn embed_counted(&mut self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<usize>), String> {
         let encoded: Vec<Vec<u32>> = texts
             .iter()
             .map(|t| self.encode(t))
             .collect::<Result<_, _>>()?;
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| encoded[i].len());
+        let lens: Vec<usize> = encoded.iter().map(Vec::len).collect();
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        let mut k = 0;
-        while k < order.len() {
-            // Sorted by length, so the newest row of a batch is its longest.
-            let mut end = k + 1;
-            while end < order.len()
-                && end - k < self.opts.batch_size.max(1)
-                && (end - k + 1) * encoded[order[end]].len() <= self.opts.token_budget.max(1)
-            {
-                end += 1;
-            }
-            let chunk = &order[k..end];
+        for chunk in length_batches(&lens, self.opts.batch_size, self.opts.token_budget) {
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].as_slice()).collect();
             let vectors = self.run(&rows)?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }
-            k = end;
         }
-        Ok(out)
+        Ok((out, lens))
     }
 
     fn run(&mut self, rows: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {

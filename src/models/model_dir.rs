@@ -134,6 +134,29 @@ impl LoadedModel {
     }
 }
 
+/// Indices of `lens` in batches: sorted by length (so a batch pads only to its own
+/// longest row), each batch at most `max_rows` rows and `budget` tokens (rows × its
+/// longest row). Long texts go in small batches, short ones in large: on CPU this is
+/// faster than a fixed batch size and bounds memory (benches/embed.rs).
+pub fn length_batches(lens: &[usize], max_rows: usize, budget: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lens.len()).collect();
+    order.sort_by_key(|&i| lens[i]);
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < order.len() {
+        let mut end = k + 1;
+        while end < order.len()
+            && end - k < max_rows.max(1)
+            && (end - k + 1) * lens[order[end]] <= budget.max(1)
+        {
+            end += 1;
+        }
+        out.push(order[k..end].to_vec());
+        k = end;
+    }
+    out
+}
+
 /// Row-major int64 batch tensors, padded to the longest row.
 pub struct Batch {
     pub rows: usize,
@@ -191,5 +214,20 @@ impl Batch {
             out.push((std::borrow::Cow::Owned(name.clone()), tensor(value)?));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_batches;
+
+    #[test]
+    fn batches_are_sorted_and_kept_in_budget() {
+        let lens = [100, 3, 50, 3, 100, 4];
+        let b = length_batches(&lens, 3, 200);
+        assert_eq!(b, vec![vec![1, 3, 5], vec![2, 0], vec![4]]);
+        // A row longer than the budget still gets a batch of its own.
+        assert_eq!(length_batches(&[500], 8, 100), vec![vec![0]]);
+        assert!(length_batches(&[], 8, 100).is_empty());
     }
 }

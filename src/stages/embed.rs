@@ -114,7 +114,7 @@ pub fn embed_rows(
             break;
         }
         let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-        let vectors = embedder.embed(&batch)?;
+        let (vectors, lens) = embedder.embed_counted(&batch)?;
         let tx = db.conn.unchecked_transaction().map_err(|e| e.to_string())?;
         {
             let mut put = tx
@@ -133,8 +133,7 @@ pub fn embed_rows(
             }
         }
         tx.commit().map_err(|e| e.to_string())?;
-        for (&i, v) in chunk.iter().zip(vectors) {
-            let tokens = embedder.encode(&texts[i]).map(|t| t.len()).unwrap_or(0);
+        for ((&i, v), tokens) in chunk.iter().zip(vectors).zip(lens) {
             p.tokens += tokens as u64;
             out[i] = Some(EmbedRow {
                 id: records[i].id.clone(),

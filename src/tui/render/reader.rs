@@ -53,6 +53,25 @@ fn wrap<'a>(text: &'a str, width: usize, out: &mut dyn FnMut(&'a str)) {
     }
 }
 
+/// Plain text wrapped to `width`, line by line; false once `go` wants no more.
+fn plain<'a>(text: &'a str, width: usize, go: &mut dyn FnMut(Piece<'a>) -> bool) -> bool {
+    for raw in text.split('\n') {
+        let mut more = true;
+        wrap(raw, width, &mut |piece| {
+            if more {
+                more = go(Piece::Text {
+                    text: piece,
+                    code: false,
+                });
+            }
+        });
+        if !more {
+            return false;
+        }
+    }
+    true
+}
+
 /// Walk every display line of a record; `visit` gets the line index and its piece.
 /// `fields` are the row's stage outputs (`name: value`), shown after the conversation.
 fn walk<'a>(
@@ -114,24 +133,8 @@ fn walk<'a>(
             ) {
                 return;
             }
-            for raw in text.split('\n') {
-                let mut stop = false;
-                wrap(raw, width, &mut |piece| {
-                    if !stop
-                        && !go(
-                            &mut n,
-                            Piece::Text {
-                                text: piece,
-                                code: false,
-                            },
-                        )
-                    {
-                        stop = true;
-                    }
-                });
-                if stop {
-                    return;
-                }
+            if !plain(text, width, &mut |p| go(&mut n, p)) {
+                return;
             }
         }
     }
@@ -148,24 +151,8 @@ fn walk<'a>(
         return;
     }
     for field in fields {
-        for raw in field.split('\n') {
-            let mut stop = false;
-            wrap(raw, width, &mut |piece| {
-                if !stop
-                    && !go(
-                        &mut n,
-                        Piece::Text {
-                            text: piece,
-                            code: false,
-                        },
-                    )
-                {
-                    stop = true;
-                }
-            });
-            if stop {
-                return;
-            }
+        if !plain(field, width, &mut |p| go(&mut n, p)) {
+            return;
         }
     }
 }

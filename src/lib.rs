@@ -9,6 +9,7 @@ pub mod error;
 pub mod judge;
 pub mod logging;
 pub mod models;
+pub mod review;
 pub mod stages;
 pub mod store;
 pub mod tui;

@@ -8,35 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::fake_openai::{FakeServer, Reply, start_with};
+use common::fake_openai::Reply;
 use common::*;
-use polars::prelude::*;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn server(
-    rt: &tokio::runtime::Runtime,
-    respond: impl Fn(&str) -> Reply + Send + Sync + 'static,
-) -> FakeServer {
-    rt.block_on(start_with(respond))
-}
-
-/// The user message the stub received, from a chat request body.
-fn user_text(body: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    v["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// A reply that depends only on the request, so every run (and order) agrees.
 fn rating_for(body: &str) -> Reply {
@@ -76,23 +49,6 @@ fn gleaner(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn read(path: &Path) -> DataFrame {
-    let df = ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap();
-    df.sort(["id"], Default::default()).unwrap()
-}
-
-fn strs(df: &DataFrame, col: &str) -> Vec<Option<String>> {
-    df.column(col)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect()
 }
 
 #[test]

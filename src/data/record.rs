@@ -69,6 +69,24 @@ impl Record {
             .sum()
     }
 
+    /// Replace a single-turn sample's texts, rebuilding its conversation the way import
+    /// builds it (system, then instruction and input as one user turn, then the answer).
+    pub fn set_single_turn(&mut self, instruction: &str, input: &str, output: &str) {
+        let mut user = instruction.to_string();
+        if !input.is_empty() {
+            if !user.is_empty() {
+                user.push('\n');
+            }
+            user.push_str(input);
+        }
+        self.messages.retain(|m| m.role == "system");
+        self.messages.push(Message::new("user", user));
+        self.messages.push(Message::new("assistant", output));
+        self.instruction = Some(instruction.to_string());
+        self.input = Some(input.to_string());
+        self.output = Some(output.to_string());
+    }
+
     /// Fill instruction/input/output when the conversation is one exchange.
     pub fn fill_single_turn(&mut self, instruction: Option<String>, input: Option<String>) {
         let turns: Vec<&Message> = self

@@ -19,6 +19,20 @@ const BUILTIN: &[(&str, &str)] = &[
         "judge.rubric",
         include_str!("../../prompts/judge.rubric.toml"),
     ),
+    ("aido.probe", include_str!("../../prompts/aido.probe.toml")),
+    (
+        "aido.evaluate",
+        include_str!("../../prompts/aido.evaluate.toml"),
+    ),
+    (
+        "aido.rewrite",
+        include_str!("../../prompts/aido.rewrite.toml"),
+    ),
+    (
+        "aido.review",
+        include_str!("../../prompts/aido.review.toml"),
+    ),
+    ("aido.align", include_str!("../../prompts/aido.align.toml")),
 ];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -3,11 +3,13 @@
 //! stages over a workspace.
 
 pub mod aido_classify;
+pub mod aido_refine;
 pub mod ds2_rate;
 pub mod embed;
 pub mod judge_rubric;
 pub mod judging;
 pub mod model_stage;
 pub mod recipe;
+pub mod refine_stage;
 pub mod runner;
 pub mod score_ppl;

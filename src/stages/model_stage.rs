@@ -12,8 +12,8 @@ use super::embed;
 use super::judging::Progress;
 use super::recipe::{Recipe, RecipeModel, StageSpec};
 use super::runner::{
-    RunEvent, RunOptions, StageSummary, build_pool, finish_run, merge_rows, merge_sidecar,
-    prefixed, start_run,
+    RunEvent, RunOptions, StageSummary, build_pool, finish_run, merge_rows, start_run,
+    write_stage_sidecar,
 };
 use super::score_ppl;
 use crate::data::record::Record;
@@ -48,6 +48,19 @@ fn session_options(m: &RecipeModel) -> Result<SessionOptions, UserError> {
             .unwrap_or_default(),
         threads: m.threads.unwrap_or(0),
     })
+}
+
+/// The embedder of `[model.<name>]`, L2-normalized.
+pub fn load_embedder(recipe: &Recipe, name: &str) -> Result<Embedder, UserError> {
+    let table = &recipe.model[name];
+    let eo = EmbedOptions {
+        max_length: table.max_length.unwrap_or(256),
+        batch_size: table.batch_size.unwrap_or(64),
+        pooling: table.pooling.unwrap_or_default(),
+        normalize: true,
+        ..EmbedOptions::default()
+    };
+    Embedder::load(&model_dir(recipe, name, table), session_options(table)?, eo)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -96,16 +109,8 @@ pub fn run(
     let mut server_pool: Option<Arc<crate::judge::pool::Pool>> = None;
     let (fresh, done) = match spec.id.as_str() {
         "embed" => {
-            let (m, table) = model.expect("validated: embed names a model");
-            let eo = EmbedOptions {
-                max_length: table.max_length.unwrap_or(256),
-                batch_size: table.batch_size.unwrap_or(64),
-                pooling: table.pooling.unwrap_or_default(),
-                normalize: true,
-                ..EmbedOptions::default()
-            };
-            let mut embedder =
-                Embedder::load(&model_dir(recipe, m, table), session_options(table)?, eo)?;
+            let (m, _) = model.expect("validated: embed names a model");
+            let mut embedder = load_embedder(recipe, m)?;
             tracing::info!(model = m, provider = %embedder.provider(), "embedding");
             let rows = embed::embed_rows(
                 records,
@@ -186,14 +191,7 @@ pub fn run(
         summary.requests = summary.endpoints.iter().map(|e| e.requests).sum();
     }
     if !summary.interrupted {
-        summary.sidecar = Some(match opts.shard {
-            None => merge_sidecar(ws, &name, fresh)?,
-            Some(shard) => {
-                let path = ws.shard_sidecar_path(&name, &shard.label());
-                let merged = merge_rows(&path, prefixed(&name, fresh)?)?;
-                ws.write_parquet_atomic(&path, &merged)?
-            }
-        });
+        summary.sidecar = Some(write_stage_sidecar(ws, &name, fresh, opts.shard)?);
     }
     summary.seconds = started.elapsed().as_secs_f64();
     finish_run(db, run_id, &summary)?;

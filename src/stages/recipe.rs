@@ -177,6 +177,45 @@ pub struct StageSpec {
     /// `judge.rubric`: criteria, scale and overall.
     #[serde(default)]
     pub rubric: Option<Rubric>,
+    /// `aido.refine`: the small backbone model that answers instructions (default: the
+    /// stage's `endpoint`, the strong judge).
+    #[serde(default)]
+    pub probe_endpoint: Option<String>,
+    /// `aido.refine`: rewrite rounds at most (default 3).
+    #[serde(default)]
+    pub max_rounds: Option<u32>,
+    /// `aido.refine`: ask each comparison in both orders; a win needs both (paper: on).
+    #[serde(default)]
+    pub swap_review_order: Option<bool>,
+    /// `aido.refine`: a revision that lost every round is not proposed (paper: on).
+    #[serde(default)]
+    pub keep_original_if_all_lose: Option<bool>,
+    /// `aido.refine`: pass an empty reference answer like the released code (compat: on).
+    #[serde(default)]
+    pub reference_bug_compat: Option<bool>,
+    /// `aido.refine`: an unreadable verdict accepts the revision (compat: on).
+    #[serde(default)]
+    pub accept_on_review_parse_failure: Option<bool>,
+    /// `aido.refine`: extra asks when a verdict cannot be read (paper: 2, compat: 0).
+    #[serde(default)]
+    pub review_retries: Option<u32>,
+    /// `aido.refine`: the embedding model (`[model.<name>]`) of the consistency check.
+    #[serde(default)]
+    pub consistency_model: Option<String>,
+    /// `aido.refine`: cosine below which a revision is flagged `drifted` (default 0.5).
+    #[serde(default)]
+    pub consistency_threshold: Option<f64>,
+    /// `aido.merge`: the refine stage whose reviewed revisions it takes (default
+    /// `aido.refine`).
+    #[serde(default)]
+    pub refine_stage: Option<String>,
+    /// `aido.merge`: a rejected revision keeps the `original` row (default) or `drop`s it.
+    #[serde(default)]
+    pub on_rejected: Option<crate::review::merge::OnRejected>,
+    /// `aido.merge`: revisions nobody reviewed: `refuse` to merge (default), keep the
+    /// `original`, take the `revision`, or `drop` the row.
+    #[serde(default)]
+    pub on_pending: Option<crate::review::merge::OnPending>,
 }
 
 impl StageSpec {
@@ -207,6 +246,8 @@ pub struct Recipe {
 /// Stages that ask an LLM judge, and stages that run a local model.
 pub const JUDGE_STAGES: &[&str] = &["ds2.rate", "aido.classify", "judge.rubric"];
 pub const MODEL_STAGES: &[&str] = &["embed", "score.ppl"];
+/// The refinement loop (asks two roles) and the merge that follows review.
+pub const REFINE_STAGES: &[&str] = &["aido.refine", "aido.merge"];
 
 impl StageSpec {
     pub fn is_model_stage(&self) -> bool {
@@ -215,6 +256,67 @@ impl StageSpec {
 }
 
 impl Recipe {
+    /// The options only `aido.refine` / `aido.merge` take, and the tables they name.
+    fn validate_refine(&self, s: &StageSpec) -> Result<(), String> {
+        let refine_only = [
+            ("probe_endpoint", s.probe_endpoint.is_some()),
+            ("max_rounds", s.max_rounds.is_some()),
+            ("swap_review_order", s.swap_review_order.is_some()),
+            (
+                "keep_original_if_all_lose",
+                s.keep_original_if_all_lose.is_some(),
+            ),
+            ("reference_bug_compat", s.reference_bug_compat.is_some()),
+            (
+                "accept_on_review_parse_failure",
+                s.accept_on_review_parse_failure.is_some(),
+            ),
+            ("review_retries", s.review_retries.is_some()),
+            ("consistency_model", s.consistency_model.is_some()),
+            ("consistency_threshold", s.consistency_threshold.is_some()),
+        ];
+        let merge_only = [
+            ("refine_stage", s.refine_stage.is_some()),
+            ("on_rejected", s.on_rejected.is_some()),
+            ("on_pending", s.on_pending.is_some()),
+        ];
+        for (only, id, keys) in [
+            ("aido.refine", &s.id, &refine_only[..]),
+            ("aido.merge", &s.id, &merge_only[..]),
+        ] {
+            if let Some((key, _)) = keys.iter().find(|(_, set)| *set).filter(|_| id != only) {
+                return Err(format!("stage `{id}` takes no {key} (only {only} does)"));
+            }
+        }
+        if let Some(p) = s
+            .probe_endpoint
+            .as_deref()
+            .filter(|p| !self.llm.contains_key(*p))
+        {
+            return Err(format!(
+                "stage `{}` names probe_endpoint `{p}`, which has no [llm.{p}] table",
+                s.id
+            ));
+        }
+        if let Some(m) = s
+            .consistency_model
+            .as_deref()
+            .filter(|m| !self.model.contains_key(*m))
+        {
+            return Err(format!(
+                "stage `{}` names consistency_model `{m}`, which has no [model.{m}] table",
+                s.id
+            ));
+        }
+        if s.max_rounds == Some(0) {
+            return Err(format!("stage `{}`: max_rounds must be at least 1", s.id));
+        }
+        if s.id == "aido.merge" && s.endpoint.is_some() {
+            return Err("stage `aido.merge` asks no judge; it takes no endpoint".into());
+        }
+        Ok(())
+    }
+
     pub fn load(path: &Path) -> Result<Self, UserError> {
         let text = std::fs::read_to_string(path).map_err(|e| io_context(path, e))?;
         let mut recipe: Recipe = toml::from_str(&text)
@@ -253,14 +355,19 @@ impl Recipe {
         }
         let mut names = std::collections::HashSet::new();
         for s in &self.stage {
-            if !JUDGE_STAGES.contains(&s.id.as_str()) && !s.is_model_stage() {
+            if !JUDGE_STAGES.contains(&s.id.as_str())
+                && !s.is_model_stage()
+                && !REFINE_STAGES.contains(&s.id.as_str())
+            {
                 return Err(format!(
-                    "unknown stage `{}` (available: {}, {})",
+                    "unknown stage `{}` (available: {}, {}, {})",
                     s.id,
                     JUDGE_STAGES.join(", "),
-                    MODEL_STAGES.join(", ")
+                    MODEL_STAGES.join(", "),
+                    REFINE_STAGES.join(", ")
                 ));
             }
+            self.validate_refine(s)?;
             match (&s.endpoint, &s.model, s.id.as_str()) {
                 (Some(e), _, _) if !self.llm.contains_key(e) => {
                     return Err(format!(
@@ -271,6 +378,17 @@ impl Recipe {
                 (_, Some(m), _) if !self.model.contains_key(m) => {
                     return Err(format!(
                         "stage `{}` names model `{m}`, which has no [model.{m}] table",
+                        s.id
+                    ));
+                }
+                (None, _, "aido.refine") => {
+                    return Err(
+                        "stage `aido.refine` needs endpoint = \"<role>\" (the strong judge)".into(),
+                    );
+                }
+                (_, Some(_), "aido.refine" | "aido.merge") => {
+                    return Err(format!(
+                        "stage `{}` takes no model (aido.refine: consistency_model)",
                         s.id
                     ));
                 }

@@ -447,6 +447,17 @@ fn run_stage(
             ws, db, recipe, spec, &records, urls, opts, runtime, cancel, report, started,
         );
     }
+    match spec.id.as_str() {
+        "aido.refine" => {
+            return super::refine_stage::run_refine(
+                ws, db, recipe, spec, &records, urls, opts, runtime, cancel, report, started,
+            );
+        }
+        "aido.merge" => {
+            return super::refine_stage::run_merge(ws, db, spec, &records, opts, report, started);
+        }
+        _ => {}
+    }
     let role = spec
         .endpoint
         .as_deref()
@@ -512,14 +523,7 @@ fn run_stage(
     if !summary.interrupted {
         let fresh = judging::sidecar_frame(stage.as_ref(), &results)
             .map_err(|e| UserError::new(e.to_string()))?;
-        summary.sidecar = Some(match opts.shard {
-            None => merge_sidecar(ws, &name, fresh)?,
-            Some(shard) => {
-                let path = ws.shard_sidecar_path(&name, &shard.label());
-                let merged = merge_rows(&path, prefixed(&name, fresh)?)?;
-                ws.write_parquet_atomic(&path, &merged)?
-            }
-        });
+        summary.sidecar = Some(write_stage_sidecar(ws, &name, fresh, opts.shard)?);
     }
     let count = |s| results.iter().filter(|r| r.status() == s).count();
     summary.ok = count(RowStatus::Ok);
@@ -532,6 +536,23 @@ fn run_stage(
     summary.seconds = started.elapsed().as_secs_f64();
     finish_run(db, run_id, &summary)?;
     Ok(summary)
+}
+
+/// Write a finished stage's rows: into its sidecar, or its shard file with `--shard`.
+pub(crate) fn write_stage_sidecar(
+    ws: &Workspace,
+    name: &str,
+    fresh: DataFrame,
+    shard: Option<Shard>,
+) -> Result<PathBuf, UserError> {
+    match shard {
+        None => merge_sidecar(ws, name, fresh),
+        Some(shard) => {
+            let path = ws.shard_sidecar_path(name, &shard.label());
+            let merged = merge_rows(&path, prefixed(name, fresh)?)?;
+            ws.write_parquet_atomic(&path, &merged)
+        }
+    }
 }
 
 /// `fresh` with every column but `id` named `<stage>.<column>`.

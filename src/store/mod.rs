@@ -1,6 +1,7 @@
 //! `store` layer: the workspace directory, its SQLite database, and sidecar files.
 
 pub mod db;
+pub mod decisions;
 pub mod sidecar;
 pub mod workspace;
 

@@ -5,7 +5,9 @@ pub mod fake_openai;
 
 use std::path::{Path, PathBuf};
 
+use fake_openai::{FakeServer, Reply, start_with};
 use gleaner::data::{LoadOptions, Loaded, load_dataset};
+use polars::prelude::*;
 
 pub fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
@@ -133,4 +135,51 @@ pub fn ifd_reference() -> (Vec<serde_json::Value>, Vec<(String, String)>) {
         })
         .collect();
     (items, pairs)
+}
+
+/// A two-thread runtime for the in-process stub while the binary runs.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The stub, answering each request with `respond(body)`.
+pub fn server(
+    rt: &tokio::runtime::Runtime,
+    respond: impl Fn(&str) -> Reply + Send + Sync + 'static,
+) -> FakeServer {
+    rt.block_on(start_with(respond))
+}
+
+/// The user message the stub received, from a chat request body.
+pub fn user_text(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A Parquet file, sorted by id.
+pub fn read(path: &Path) -> DataFrame {
+    let df = ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap();
+    df.sort(["id"], Default::default()).unwrap()
+}
+
+/// A string column as owned values.
+pub fn strs(df: &DataFrame, col: &str) -> Vec<Option<String>> {
+    df.column(col)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
 }

@@ -46,6 +46,7 @@ models:
 	@CACHE=$(CACHE) bash scripts/setup-models.sh >/dev/null
 
 test: setup judge-setup models
+	@command -v tmux >/dev/null || { echo "installing tmux (the TUI kill -9 tests drive the binary in it)"; apt-get update -qq && apt-get install -y -qq tmux; }
 	$(CARGO) fmt --check
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \

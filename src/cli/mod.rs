@@ -77,6 +77,11 @@ enum Command {
         after_help = "Examples:\n  gleaner cache -w data.gleaner\n  gleaner cache -w data.gleaner --clear --model smollm2"
     )]
     Cache(CacheArgs),
+    /// Review the revisions of an aido.refine run: compare, approve, reject, edit
+    #[command(
+        after_help = "Keys: a approve · x reject · e edit in $EDITOR · u undo · n/p next/previous\n      d word diff · t round trace · f filter · A/X approve/reject the whole filter · ? help\nEvery decision is saved in the workspace database before the screen shows it.\n\nExamples:\n  gleaner review data.gleaner\n  gleaner review data.gleaner --stage aido.refine --as alice"
+    )]
+    Review(ReviewArgs),
 }
 
 #[derive(Args, Debug)]
@@ -180,9 +185,28 @@ struct ExportArgs {
     /// Only rows matching this filter, e.g. 'len(output) < 20 and category == "open_qa"'
     #[arg(long)]
     filter: Option<String>,
+    /// Export the final dataset of an `aido.merge` stage (its name; default aido.merge):
+    /// its rows only, with approved or edited revisions in place of the originals
+    #[arg(long, value_name = "STAGE", num_args = 0..=1, default_missing_value = "aido.merge")]
+    merged: Option<String>,
+    /// With --merged: add a `provenance` field (original / revised / edited)
+    #[arg(long, requires = "merged")]
+    provenance: bool,
     /// Print the export report as JSON
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ReviewArgs {
+    /// Workspace directory
+    workspace: PathBuf,
+    /// The refine stage whose revisions to review
+    #[arg(long, default_value = "aido.refine")]
+    stage: String,
+    /// Record decisions as this reviewer (default: the login name)
+    #[arg(long = "as", value_name = "NAME")]
+    who: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -221,6 +245,10 @@ fn run(cli: Cli) -> Result<(), UserError> {
         Some(Command::Run(args)) => run_recipe(&args, &load),
         Some(Command::MergeShards) => merge_shards(&load),
         Some(Command::Cache(args)) => cache(&args, &load),
+        Some(Command::Review(args)) => {
+            let ws = Workspace::open(&args.workspace)?;
+            crate::tui::app::run_terminal(ws, cli.theme.as_deref(), Some((args.stage, args.who)))
+        }
         None => match cli.path {
             Some(path) => open(&path, &load, cli.theme.as_deref()),
             None => Err(UserError::new("no dataset given")
@@ -413,6 +441,61 @@ fn refuse_to_overwrite(ws: &Workspace, out: &Path) -> Result<(), UserError> {
     Ok(())
 }
 
+/// The rows an `aido.merge` stage kept, with its final texts (and provenance).
+fn merged_frame(
+    frame: &polars::prelude::DataFrame,
+    sidecar_cols: &[String],
+    stage: &str,
+    provenance: bool,
+) -> Result<polars::prelude::DataFrame, UserError> {
+    let col = |name: &str| {
+        frame.column(&format!("{stage}.{name}")).map_err(|_| {
+            UserError::new(format!("no `{stage}` results in this workspace"))
+                .with_hint("run a recipe with an aido.merge stage first")
+        })
+    };
+    let included = col("included")?
+        .bool()
+        .map_err(|e| UserError::new(e.to_string()))?
+        .clone();
+    let texts: Vec<_> = ["provenance", "instruction", "input", "output"]
+        .iter()
+        .map(|n| col(n).and_then(|c| c.str().cloned().map_err(|e| UserError::new(e.to_string()))))
+        .collect::<Result<_, _>>()?;
+    let mask: polars::prelude::BooleanChunked =
+        included.iter().map(|v| Some(v == Some(true))).collect();
+    let kept = frame
+        .filter(&mask)
+        .map_err(|e| UserError::new(e.to_string()))?;
+    let texts: Vec<_> = texts
+        .iter()
+        .map(|c| {
+            polars::prelude::ChunkFilter::filter(c, &mask)
+                .map_err(|e| UserError::new(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut records = crate::data::frame::frame_to_records(&kept.drop_many(sidecar_cols.to_vec()))
+        .map_err(|e| UserError::new(e.to_string()))?;
+    for (i, r) in records.iter_mut().enumerate() {
+        let origin = texts[0].get(i).unwrap_or("original").to_string();
+        if origin != "original" {
+            r.set_single_turn(
+                texts[1].get(i).unwrap_or_default(),
+                texts[2].get(i).unwrap_or_default(),
+                texts[3].get(i).unwrap_or_default(),
+            );
+        }
+        if provenance {
+            r.extras.retain(|(k, _)| k != "provenance");
+            r.extras
+                .push(("provenance".into(), serde_json::Value::String(origin)));
+        }
+    }
+    let specs = crate::data::frame::extra_specs(&records);
+    crate::data::frame::records_to_frame_with(&records, &specs)
+        .map_err(|e| UserError::new(e.to_string()))
+}
+
 fn export(args: &ExportArgs) -> Result<(), UserError> {
     let dir = if Workspace::is_workspace(&args.workspace) {
         args.workspace.clone()
@@ -445,7 +528,10 @@ fn export(args: &ExportArgs) -> Result<(), UserError> {
             .take(&idx)
             .map_err(|e| UserError::new(format!("--filter: {e}")))?;
     }
-    let frame = frame.drop_many(sidecar_cols);
+    let frame = match &args.merged {
+        Some(stage) => merged_frame(&frame, &sidecar_cols, stage, args.provenance)?,
+        None => frame.drop_many(sidecar_cols),
+    };
     let report = export_frame(&frame, &args.output, args.format)?;
     if let Ok(db) = ws.db() {
         let detail = serde_json::json!({

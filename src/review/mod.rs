@@ -4,6 +4,7 @@
 //! in the workspace database, with undo and redo as new events. The TUI's review screen
 //! and the tests drive this; it knows nothing about terminals.
 
+pub mod edit_file;
 pub mod merge;
 
 use std::collections::HashMap;

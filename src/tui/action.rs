@@ -70,6 +70,26 @@ pub enum Action {
     /// Run this recipe file on the open workspace.
     StartRecipe(String),
     Select(usize),
+    /// Open the revision review screen (`aido.refine` results).
+    Review,
+    /// Open the review of this refine stage (programmatic form).
+    OpenReview(String),
+    Approve,
+    Reject,
+    /// Edit the revision in `$EDITOR`; saved as a human edit.
+    EditRevision,
+    /// Side by side ↔ inline word diff.
+    ToggleDiff,
+    /// Show or hide the round trace panel.
+    ToggleTrace,
+    NextItem,
+    PrevItem,
+    /// Next review filter: all, pending, approved, rejected, edited, drifted, all_rounds_lost.
+    CycleReviewFilter,
+    SetReviewFilter(crate::review::ReviewFilter),
+    /// Approve every item of the current filter (asks to confirm).
+    BulkApprove,
+    BulkReject,
     Resize {
         width: u16,
         height: u16,
@@ -77,6 +97,20 @@ pub enum Action {
     /// A background job finished (internal; never bound to a key).
     #[serde(skip)]
     JobDone(JobOutput),
+    /// Review decisions are in the database (internal).
+    #[serde(skip)]
+    ReviewApplied {
+        changes: crate::review::Applied,
+        advance: bool,
+    },
+    #[serde(skip)]
+    ReviewFailed(String),
+    #[serde(skip)]
+    ReviewLoaded {
+        stage: String,
+        who: String,
+        items: Vec<crate::review::ReviewItem>,
+    },
 }
 
 impl Action {

@@ -16,10 +16,13 @@ use super::action::Action;
 use super::jobs::{JobRequest, Jobs, Snapshot};
 use super::keymap::{Keymap, key_name};
 use super::reducer::{Effect, update};
+use super::review::ReviewOp;
 use super::state::{AppState, Mode, browse_column_names};
 use super::theme::Theme;
 use crate::error::{UserError, file_error};
+use crate::review::{ReviewSession, edit_file};
 use crate::store::Workspace;
+use crate::store::decisions::{ReviewState, Texts};
 
 /// Rows read synchronously so the first frame appears before the full load.
 pub const FIRST_ROWS: usize = 1_000;
@@ -27,6 +30,16 @@ pub const FIRST_ROWS: usize = 1_000;
 pub struct App {
     pub state: AppState,
     pub jobs: Jobs,
+    pub workspace: std::path::PathBuf,
+    /// Who decisions are recorded as.
+    pub who: String,
+    /// The editor command for edits (default `$VISUAL`, `$EDITOR`, then `vi`).
+    pub editor: Option<String>,
+    /// Decisions of the open review, written through here.
+    pub review: Option<ReviewSession>,
+    /// A real terminal is in use: leave it for the editor and redraw fully after.
+    pub in_terminal: bool,
+    pub needs_clear: bool,
 }
 
 impl App {
@@ -50,6 +63,12 @@ impl App {
         let mut app = Self {
             state,
             jobs: Jobs::new(snapshot),
+            workspace: ws.dir.clone(),
+            who: crate::util::current_user(),
+            editor: None,
+            review: None,
+            in_terminal: false,
+            needs_clear: false,
         };
         if app.state.loading {
             app.jobs.start(JobRequest::Table { columns });
@@ -63,7 +82,95 @@ impl App {
             match effect {
                 Effect::Start(req) => self.jobs.start(req),
                 Effect::Cancel(kind) => self.jobs.cancel(kind),
+                Effect::OpenReview(stage) => {
+                    let next = self.open_review(&stage);
+                    self.dispatch(next);
+                }
+                Effect::Review(op) => {
+                    let next = self.review_op(op);
+                    if let Some(next) = next {
+                        self.dispatch(next);
+                    }
+                }
             }
+        }
+    }
+
+    fn open_review(&mut self, stage: &str) -> Action {
+        let loaded = Workspace::open(&self.workspace).and_then(|ws| {
+            let db = ws.db()?;
+            let items = crate::review::load_items(&ws, &db, stage)?;
+            Ok((db, items))
+        });
+        match loaded {
+            Ok((_, items)) if items.is_empty() => {
+                Action::ReviewFailed(format!("`{stage}` proposed no revisions to review"))
+            }
+            Ok((db, items)) => {
+                self.review = Some(ReviewSession::new(db, stage, &self.who));
+                Action::ReviewLoaded {
+                    stage: stage.to_string(),
+                    who: self.who.clone(),
+                    items,
+                }
+            }
+            Err(e) => Action::ReviewFailed(e.message),
+        }
+    }
+
+    /// Perform a review write; the action that shows its result.
+    fn review_op(&mut self, op: ReviewOp) -> Option<Action> {
+        let (Some(session), Some(view)) = (self.review.as_mut(), self.state.review.as_ref()) else {
+            return None;
+        };
+        let items = &view.items;
+        let result = match op {
+            ReviewOp::Decide {
+                indices,
+                state,
+                action,
+                seconds,
+                advance,
+            } => session
+                .decide(items, &indices, state, None, &action, seconds)
+                .map(|changes| Some((changes, advance))),
+            ReviewOp::Undo => session.undo(items).map(|c| c.map(|c| (c, false))),
+            ReviewOp::Redo => session.redo(items).map(|c| c.map(|c| (c, false))),
+            ReviewOp::Edit { index, seconds } => {
+                let item = &items[index];
+                match edit_in_editor(
+                    &item.id,
+                    item.revised(),
+                    self.editor.as_deref(),
+                    self.in_terminal,
+                ) {
+                    Ok(None) => {
+                        return Some(Action::ReviewFailed("no change; nothing saved".into()));
+                    }
+                    Ok(Some(texts)) => {
+                        self.needs_clear = self.in_terminal;
+                        session
+                            .decide(
+                                items,
+                                &[index],
+                                ReviewState::Edited,
+                                Some(texts),
+                                "edit",
+                                Some(seconds),
+                            )
+                            .map(|changes| Some((changes, false)))
+                    }
+                    Err(e) => {
+                        self.needs_clear = self.in_terminal;
+                        Err(e)
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(Some((changes, advance))) => Some(Action::ReviewApplied { changes, advance }),
+            Ok(None) => Some(Action::ReviewFailed("nothing to undo or redo".into())),
+            Err(e) => Some(Action::ReviewFailed(e)),
         }
     }
 
@@ -129,6 +236,59 @@ impl App {
     }
 }
 
+/// Open `texts` in the editor; the edited texts, or `None` when nothing changed.
+fn edit_in_editor(
+    id: &str,
+    texts: &Texts,
+    editor: Option<&str>,
+    in_terminal: bool,
+) -> Result<Option<Texts>, String> {
+    let safe: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(40)
+        .collect();
+    let path = std::env::temp_dir().join(format!("gleaner-edit-{}-{safe}.md", std::process::id()));
+    std::fs::write(&path, edit_file::render(id, texts))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let command = editor
+        .map(str::to_string)
+        .or_else(|| std::env::var("VISUAL").ok().filter(|v| !v.is_empty()))
+        .or_else(|| std::env::var("EDITOR").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "vi".into());
+    if in_terminal {
+        restore_terminal();
+    }
+    // Through the shell, so EDITOR may carry arguments (`code --wait`).
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status();
+    if in_terminal {
+        let _ = enable_raw_mode();
+        let _ = execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            crossterm::event::EnableMouseCapture
+        );
+    }
+    let text = std::fs::read_to_string(&path);
+    let _ = std::fs::remove_file(&path);
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            return Err(format!(
+                "the editor `{command}` exited with {s}; nothing saved"
+            ));
+        }
+        Err(e) => return Err(format!("cannot start the editor `{command}`: {e}")),
+    }
+    let edited = edit_file::parse(&text.map_err(|e| e.to_string())?)?;
+    Ok((edited != *texts).then_some(edited))
+}
+
 /// Restores the terminal when dropped, including during a panic unwind.
 struct TerminalGuard;
 
@@ -148,11 +308,31 @@ fn restore_terminal() {
     );
 }
 
-pub fn run_terminal(ws: Workspace, theme: Option<&str>) -> Result<(), UserError> {
+pub fn run_terminal(
+    ws: Workspace,
+    theme: Option<&str>,
+    review: Option<(String, Option<String>)>,
+) -> Result<(), UserError> {
     let config_dir = super::theme::config_dir();
     let theme = Theme::resolve(theme, config_dir.as_deref())?;
     let keymap = Keymap::load(config_dir.map(|d| d.join("keymap.toml")).as_deref())?;
     let mut app = App::new(&ws, theme, keymap)?;
+    app.in_terminal = true;
+    if let Some((stage, who)) = review {
+        if let Some(who) = who {
+            app.who = who;
+        }
+        app.dispatch(Action::OpenReview(stage));
+        if app.review.is_none() {
+            let msg = app
+                .state
+                .status
+                .as_ref()
+                .map(|(m, _)| m.clone())
+                .unwrap_or_default();
+            return Err(UserError::new(msg));
+        }
+    }
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
@@ -189,6 +369,11 @@ fn event_loop(
     let mut dirty = true;
     let tick = Duration::from_millis(30);
     while !app.state.quit {
+        if app.needs_clear {
+            terminal.clear()?;
+            app.needs_clear = false;
+            dirty = true;
+        }
         if dirty {
             app.draw(terminal)?;
             dirty = false;

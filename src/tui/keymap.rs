@@ -14,7 +14,15 @@ use crate::error::{UserError, file_error};
 pub const DEFAULT_KEYMAP: &str = include_str!("../../assets/keymap.toml");
 
 /// The modes keys are looked up in.
-pub const MODES: &[&str] = &["browse", "reader", "histogram", "jobs", "help", "input"];
+pub const MODES: &[&str] = &[
+    "browse",
+    "reader",
+    "histogram",
+    "jobs",
+    "review",
+    "help",
+    "input",
+];
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Binding {
@@ -119,7 +127,11 @@ impl Keymap {
 }
 
 fn short_desc(desc: &str) -> String {
-    desc.split([' ', '/']).next().unwrap_or(desc).to_lowercase()
+    desc.split([' ', '/'])
+        .next()
+        .unwrap_or(desc)
+        .trim_end_matches([':', ','])
+        .to_lowercase()
 }
 
 const NAMED: &[&str] = &[

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod reducer;
 pub mod render;
+pub mod review;
 pub mod state;
 pub mod theme;
 
@@ -16,5 +17,5 @@ use crate::store::Workspace;
 
 /// Open the workspace in the terminal UI until the user quits.
 pub fn run(ws: Workspace, theme: Option<&str>) -> Result<(), UserError> {
-    app::run_terminal(ws, theme)
+    app::run_terminal(ws, theme, None)
 }

@@ -14,6 +14,10 @@ use crate::stages::runner::RunEvent;
 pub enum Effect {
     Start(JobRequest),
     Cancel(JobKind),
+    /// Write review decisions (or edit) before the screen shows them.
+    Review(super::review::ReviewOp),
+    /// Load a refine stage's revisions and open the review screen.
+    OpenReview(String),
 }
 
 pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
@@ -38,7 +42,13 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
             Action::Down | Action::ReaderDown => s.help_scroll += 1,
             Action::Up | Action::ReaderUp => s.help_scroll = s.help_scroll.saturating_sub(1),
             Action::Back | Action::Help => {
-                s.mode = if s.zoom { Mode::Reader } else { Mode::Browse }
+                s.mode = if s.review.as_ref().is_some_and(|r| r.active) {
+                    Mode::Review
+                } else if s.zoom {
+                    Mode::Reader
+                } else {
+                    Mode::Browse
+                }
             }
             Action::Quit => s.quit = true,
             _ => {}
@@ -48,6 +58,9 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Mode::Jobs if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
             jobs_keys(s, action, &mut fx)
+        }
+        Mode::Review if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
+            super::review::review_keys(s, action, &mut fx)
         }
         _ => common(s, action, &mut fx),
     }
@@ -249,8 +262,31 @@ fn common(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
         }
         Action::JobDone(out) => job_done(s, out, fx),
         Action::Jobs => s.mode = Mode::Jobs,
+        Action::Review => match s.review.as_mut() {
+            Some(r) => {
+                r.active = true;
+                s.mode = Mode::Review;
+            }
+            None => fx.push(Effect::OpenReview("aido.refine".into())),
+        },
+        Action::OpenReview(stage) => fx.push(Effect::OpenReview(stage)),
+        Action::ReviewApplied { .. } | Action::ReviewFailed(_) | Action::ReviewLoaded { .. } => {
+            super::review::review_keys(s, action, fx)
+        }
         Action::RunRecipe | Action::CancelRun | Action::StartRecipe(_) => jobs_keys(s, action, fx),
         Action::InputChar(_) | Action::InputBackspace => {}
+        // Review keys do nothing outside the review screen.
+        Action::Approve
+        | Action::Reject
+        | Action::EditRevision
+        | Action::ToggleDiff
+        | Action::ToggleTrace
+        | Action::NextItem
+        | Action::PrevItem
+        | Action::CycleReviewFilter
+        | Action::SetReviewFilter(_)
+        | Action::BulkApprove
+        | Action::BulkReject => {}
     }
 }
 

@@ -20,6 +20,7 @@ pub enum Mode {
     Help,
     Input,
     Jobs,
+    Review,
 }
 
 impl Mode {
@@ -31,6 +32,7 @@ impl Mode {
             Mode::Help => "help",
             Mode::Input => "input",
             Mode::Jobs => "jobs",
+            Mode::Review => "review",
         }
     }
 }
@@ -172,6 +174,8 @@ pub struct AppState {
     pub reloading: bool,
     /// Stages with a sidecar: their columns are `<stage>.<column>`.
     pub stages: Vec<String>,
+    /// The revision review screen, once opened.
+    pub review: Option<super::review::ReviewView>,
 }
 
 impl AppState {
@@ -222,6 +226,7 @@ impl AppState {
             runs: Vec::new(),
             reloading: false,
             stages,
+            review: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod aido_judge;
 pub mod fake_openai;
 
 use std::path::{Path, PathBuf};

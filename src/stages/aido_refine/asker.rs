@@ -69,6 +69,7 @@ pub struct Asker {
 
 impl Asker {
     /// Ask once (plus `reasks` more when `readable` refuses the reply).
+    #[allow(clippy::too_many_arguments)]
     pub async fn ask(
         &self,
         who: Who,

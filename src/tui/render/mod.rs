@@ -5,6 +5,7 @@ mod help;
 mod histogram;
 mod jobs;
 pub mod reader;
+pub mod review;
 mod table;
 
 use ratatui::Frame;
@@ -30,7 +31,10 @@ pub fn draw(f: &mut Frame, s: &AppState) {
     ])
     .areas(area);
     draw_title(f, title, s);
-    if s.zoom {
+    let reviewing = s.review.as_ref().is_some_and(|r| r.active);
+    if reviewing {
+        review::draw(f, body, s);
+    } else if s.zoom {
         reader::draw(f, body, s);
     } else if s.show_reader {
         let [top, rest] =
@@ -55,6 +59,15 @@ pub fn draw(f: &mut Frame, s: &AppState) {
 fn draw_title(f: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let bar = Style::default().fg(t.bar_fg).bg(t.bar_bg);
+    if let Some(v) = s.review.as_ref().filter(|r| r.active) {
+        let mut spans = vec![Span::styled(
+            " gleaner ",
+            bar.fg(t.accent).add_modifier(Modifier::BOLD),
+        )];
+        spans.extend(review::title_spans(v, bar, t));
+        f.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+        return;
+    }
     let mut spans = vec![
         Span::styled(" gleaner ", bar.fg(t.accent).add_modifier(Modifier::BOLD)),
         Span::styled(format!("{} ", s.title), bar.add_modifier(Modifier::BOLD)),

@@ -137,3 +137,56 @@ fn server_logprobs_rank_ifd_like_pytorch() {
     assert_eq!(ours, want, "server IFDs {got:?}");
     drop(server);
 }
+
+#[test]
+fn aido_refine_on_5_demo_rows_with_llama_cpp_gives_every_row_a_final_state() {
+    let (dir, ws) = demo_workspace();
+    let recipe = write(
+        dir.path(),
+        "refine.toml",
+        format!(
+            "[llm.strong]\ncommand = {}\nmodel = \"smollm2\"\nconcurrency = 2\ntimeout_s = 300\n\n\
+             [[stage]]\nid = \"aido.refine\"\nendpoint = \"strong\"\nrows = \"n_turns == 1 and len(output) < 400\"\nlimit = 5\nmax_tokens = 96\ntemperature = 0.0\n",
+            judge_command()
+        ),
+    );
+    let summary = run(&ws.dir, &recipe);
+    assert_eq!(summary["rows"], 5, "{summary}");
+    let log = std::fs::read_to_string(ws.dir.join("logs/judge-strong-0.log")).unwrap();
+    assert_eq!(
+        log.matches("\"POST /v1/chat/completions").count() as u64,
+        summary["requests"].as_u64().unwrap(),
+        "the server saw every request the stage counted"
+    );
+    let file = std::fs::File::open(ws.sidecar_path("aido.refine")).unwrap();
+    let side = ParquetReader::new(file).finish().unwrap();
+    assert_eq!(side.height(), 5);
+    let col = |n: &str| {
+        side.column(&format!("aido.refine.{n}"))
+            .unwrap()
+            .str()
+            .unwrap()
+            .clone()
+    };
+    let (state, trace, instruction, output) = (
+        col("state"),
+        col("trace"),
+        col("instruction"),
+        col("output"),
+    );
+    for i in 0..5 {
+        let s = state.get(i).unwrap();
+        assert!(
+            ["revised", "all_rounds_lost", "unchanged", "review_unparsed"].contains(&s),
+            "row {i}: {s} (a 135M judge still answers; only a failed call would be `failed`)"
+        );
+        let rounds: Vec<serde_json::Value> = serde_json::from_str(trace.get(i).unwrap()).unwrap();
+        assert!(!rounds.is_empty() && rounds.len() <= 3);
+        for text in [instruction.get(i), output.get(i)] {
+            assert!(!text.unwrap_or_default().starts_with("ERROR:"));
+        }
+        if s == "revised" {
+            assert!(!instruction.get(i).unwrap().trim().is_empty());
+        }
+    }
+}

@@ -103,9 +103,10 @@ impl App {
             Ok((db, items))
         });
         match loaded {
-            Ok((_, items)) if items.is_empty() => {
-                Action::ReviewFailed(format!("`{stage}` proposed no revisions to review"))
-            }
+            Ok((_, items)) if items.is_empty() => Action::ReviewFailed(format!(
+                "`{stage}` proposed no revisions to review: every row came back unchanged, \
+                     failed or without a readable verdict (see the `{stage}.state` column in the table)"
+            )),
             Ok((db, items)) => {
                 self.review = Some(ReviewSession::new(db, stage, &self.who));
                 Action::ReviewLoaded {

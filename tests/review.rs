@@ -147,6 +147,18 @@ fn decisions_are_in_the_database_before_the_screen_shows_them() {
     app.dispatch(Action::Redo);
     let now = decisions::current(&db, "review:aido.refine").unwrap();
     assert_eq!(now["LOSE"].edit.as_ref(), Some(&edit));
+    // Approving an edited item, alone or in bulk, keeps the person's text.
+    app.dispatch(Action::Approve);
+    app.dispatch(Action::SetReviewFilter(ReviewFilter::Edited));
+    app.dispatch(Action::BulkApprove);
+    assert!(app.state.review.as_ref().unwrap().confirm.is_none());
+    app.dispatch(Action::SetReviewFilter(ReviewFilter::All));
+    assert_eq!(
+        decisions::history(&db, "review:aido.refine", "LOSE")
+            .unwrap()
+            .len(),
+        3
+    );
     // Undo twice more: the edit, then WIN3's rejection.
     app.dispatch(Action::Undo);
     app.dispatch(Action::Undo);

@@ -182,6 +182,14 @@ pub fn review_keys(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             v.refilter(keep);
             v.moved();
         }
+        Action::Approve if v.item().is_some_and(|i| i.state() == ReviewState::Edited) => {
+            // Approving what is shown: the edit already is. Writing `approved` would
+            // drop the person's text.
+            s.status = Some((
+                "already approved with your edit (x rejects it, u undoes the edit)".into(),
+                Level::Info,
+            ));
+        }
         Action::Approve | Action::Reject => {
             if let Some(i) = v.current() {
                 let state = if action == Action::Approve {
@@ -209,10 +217,19 @@ pub fn review_keys(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             } else {
                 ReviewState::Rejected
             };
-            if v.visible.is_empty() {
-                s.status = Some(("nothing in this filter".into(), Level::Error));
+            // Bulk approval leaves human edits as they are (they are approved already).
+            let targets: Vec<usize> = v
+                .visible
+                .iter()
+                .copied()
+                .filter(|i| {
+                    state == ReviewState::Rejected || v.items[*i].state() != ReviewState::Edited
+                })
+                .collect();
+            if targets.is_empty() {
+                s.status = Some(("nothing in this filter to change".into(), Level::Error));
             } else {
-                v.confirm = Some((state, v.visible.clone()));
+                v.confirm = Some((state, targets));
             }
         }
         Action::Undo => fx.push(Effect::Review(ReviewOp::Undo)),

@@ -80,6 +80,51 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (model, text_hash)
     );
     "#,
+    // v4: blinded human evaluation (eval/). Votes go in `votes` (v1) as the annotator
+    // pressed them (left / tie / right); which version was on the left is only here.
+    r#"
+    CREATE TABLE eval_sessions (
+        name        TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        config      TEXT NOT NULL,
+        fingerprint TEXT NOT NULL
+    );
+    CREATE TABLE eval_items (
+        session  TEXT NOT NULL,
+        item_id  TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        a        TEXT NOT NULL,
+        b        TEXT NOT NULL,
+        stratum  TEXT,
+        PRIMARY KEY (session, item_id)
+    );
+    CREATE TABLE eval_assignments (
+        session   TEXT NOT NULL,
+        annotator TEXT NOT NULL,
+        item_id   TEXT NOT NULL,
+        position  INTEGER NOT NULL,
+        a_on_left INTEGER NOT NULL,
+        PRIMARY KEY (session, annotator, item_id)
+    );
+    CREATE TABLE eval_submissions (
+        session       TEXT NOT NULL,
+        item_id       TEXT NOT NULL,
+        annotator     TEXT NOT NULL,
+        submitted_at  TEXT NOT NULL,
+        seconds_spent REAL,
+        comment       TEXT,
+        PRIMARY KEY (session, item_id, annotator)
+    );
+    CREATE TABLE eval_adjudications (
+        session    TEXT NOT NULL,
+        item_id    TEXT NOT NULL,
+        aspect     TEXT NOT NULL,
+        verdict    TEXT NOT NULL,
+        adjudicator TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        PRIMARY KEY (session, item_id, aspect)
+    );
+    "#,
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,106 @@
+//! Where a session's two versions come from: a refine run's originals and revisions
+//! (edits included), or two datasets matched by id.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::session::NewItem;
+use crate::data::record::Record;
+use crate::error::UserError;
+use crate::store::decisions::Texts;
+use crate::store::{Db, Workspace};
+
+fn texts(r: &Record) -> Texts {
+    Texts {
+        instruction: r
+            .instruction
+            .clone()
+            .unwrap_or_else(|| r.first_user().to_string()),
+        input: r.input.clone().unwrap_or_default(),
+        output: r
+            .output
+            .clone()
+            .unwrap_or_else(|| r.first_assistant().to_string()),
+    }
+}
+
+fn extra_text(r: &Record, field: &str) -> Option<String> {
+    r.extras.iter().find(|(k, _)| k == field).map(|(_, v)| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// A = the original, B = the revision (a reviewer's edit when there is one), for every
+/// row the refine stage revised. `stratify` names a snapshot or stage column.
+pub fn from_refine(
+    ws: &Workspace,
+    db: &Db,
+    stage: &str,
+    stratify: Option<&str>,
+) -> Result<Vec<NewItem>, UserError> {
+    let items = crate::review::load_items(ws, db, stage)?;
+    let strata: HashMap<String, String> = match stratify {
+        None => HashMap::new(),
+        Some(col) => {
+            let frame = ws.read_frame_with_sidecars(None)?;
+            let ids = frame
+                .column("id")
+                .and_then(|c| c.str().cloned())
+                .map_err(|e| UserError::new(e.to_string()))?;
+            let values = frame
+                .column(col)
+                .map_err(|_| UserError::new(format!("--stratify: no column `{col}`")))?
+                .cast(&polars::prelude::DataType::String)
+                .map_err(|e| UserError::new(e.to_string()))?;
+            let values = values.str().map_err(|e| UserError::new(e.to_string()))?;
+            ids.iter()
+                .zip(values.iter())
+                .filter_map(|(id, v)| Some((id?.to_string(), v.unwrap_or("").to_string())))
+                .collect()
+        }
+    };
+    Ok(items
+        .into_iter()
+        .map(|it| NewItem {
+            stratum: strata.get(&it.id).cloned(),
+            a: it.original.clone(),
+            b: it.revised().clone(),
+            id: it.id,
+        })
+        .collect())
+}
+
+/// A from one dataset, B from the other, for the ids both have (in A's order).
+pub fn from_files(
+    a: &Path,
+    b: &Path,
+    load: &crate::data::LoadOptions,
+    stratify: Option<&str>,
+) -> Result<Vec<NewItem>, UserError> {
+    let la = crate::data::load_dataset(a, load)?;
+    let lb = crate::data::load_dataset(b, load)?;
+    let by_id: HashMap<&str, &Record> = lb.records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let items: Vec<NewItem> = la
+        .records
+        .iter()
+        .filter_map(|ra| {
+            let rb = by_id.get(ra.id.as_str())?;
+            Some(NewItem {
+                id: ra.id.clone(),
+                a: texts(ra),
+                b: texts(rb),
+                stratum: stratify.and_then(|f| extra_text(ra, f)),
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return Err(UserError::new(format!(
+            "{} and {} have no ids in common",
+            a.display(),
+            b.display()
+        ))
+        .with_hint("both files need the same id column (content-hash ids differ once a text changes)"));
+    }
+    Ok(items)
+}

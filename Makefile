@@ -47,6 +47,7 @@ models:
 
 test: setup judge-setup models
 	@command -v tmux >/dev/null || { echo "installing tmux (the TUI kill -9 tests drive the binary in it)"; apt-get update -qq && apt-get install -y -qq tmux; }
+	@test -d /usr/share/fonts/truetype/dejavu || { echo "installing fonts-dejavu-core (labels in PNG report charts)"; apt-get update -qq && apt-get install -y -qq fonts-dejavu-core || echo "note: no fonts; PNG charts will have bars but no labels"; }
 	$(CARGO) fmt --check
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --no-fail-fast; \

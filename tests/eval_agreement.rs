@@ -42,7 +42,12 @@ fn every_statistic_matches_the_python_reference_on_every_table() {
     assert!(all.len() >= 6);
     for (name, case) in &all {
         let t = table(&case["votes"]);
-        close(name, "fleiss", agreement::fleiss_kappa(&t), &case["fleiss_kappa"]);
+        close(
+            name,
+            "fleiss",
+            agreement::fleiss_kappa(&t),
+            &case["fleiss_kappa"],
+        );
         close(
             name,
             "alpha nominal",
@@ -55,10 +60,20 @@ fn every_statistic_matches_the_python_reference_on_every_table() {
             agreement::krippendorff_alpha(&t, Level::Ordinal),
             &case["alpha_ordinal"],
         );
-        close(name, "pairwise", agreement::pairwise_agreement(&t), &case["pairwise_agreement"]);
+        close(
+            name,
+            "pairwise",
+            agreement::pairwise_agreement(&t),
+            &case["pairwise_agreement"],
+        );
         let with = agreement::agreement_with_majority(&t);
         for (k, v) in with.iter().enumerate() {
-            close(name, "with majority", *v, &case["agreement_with_majority"][k]);
+            close(
+                name,
+                "with majority",
+                *v,
+                &case["agreement_with_majority"][k],
+            );
         }
         let majorities: Vec<Option<u64>> = (0..t[0].len())
             .map(|j| agreement::majority(&t, j).map(u64::from))

@@ -1,5 +1,6 @@
 //! `cli`: argument parsing and the commands. Each command calls the core and prints.
 
+mod eval;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +83,9 @@ enum Command {
         after_help = "Keys: a approve · x reject · e edit in $EDITOR · u undo · n/p next/previous\n      d word diff · t round trace · f filter · A/X approve/reject the whole filter · ? help\nEvery decision is saved in the workspace database before the screen shows it.\n\nExamples:\n  gleaner review data.gleaner\n  gleaner review data.gleaner --stage aido.refine --as alice"
     )]
     Review(ReviewArgs),
+    /// Blinded human evaluation: sessions, voting, reports, moving votes between machines
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 #[derive(Args, Debug)]
@@ -116,7 +120,7 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug, Clone, Default)]
-struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Workspace directory (default: <dataset name>.gleaner beside the dataset)
     #[arg(short = 'w', long = "workspace", global = true)]
     workspace: Option<PathBuf>,
@@ -132,7 +136,7 @@ struct LoadArgs {
 }
 
 impl LoadArgs {
-    fn options(&self) -> Result<LoadOptions, UserError> {
+    pub(crate) fn options(&self) -> Result<LoadOptions, UserError> {
         let mapping = match &self.map {
             Some(p) => Some(MappingFile::load(p)?),
             None => None,
@@ -245,9 +249,17 @@ fn run(cli: Cli) -> Result<(), UserError> {
         Some(Command::Run(args)) => run_recipe(&args, &load),
         Some(Command::MergeShards) => merge_shards(&load),
         Some(Command::Cache(args)) => cache(&args, &load),
+        Some(Command::Eval(cmd)) => eval::run(cmd, &load, cli.theme.as_deref()),
         Some(Command::Review(args)) => {
             let ws = Workspace::open(&args.workspace)?;
-            crate::tui::app::run_terminal(ws, cli.theme.as_deref(), Some((args.stage, args.who)))
+            crate::tui::app::run_terminal(
+                ws,
+                cli.theme.as_deref(),
+                crate::tui::app::StartScreen::Review {
+                    stage: args.stage,
+                    who: args.who,
+                },
+            )
         }
         None => match cli.path {
             Some(path) => open(&path, &load, cli.theme.as_deref()),
@@ -299,7 +311,7 @@ fn import(args: &ImportArgs, load: &LoadArgs) -> Result<(), UserError> {
     Ok(())
 }
 
-fn workspace_arg(load: &LoadArgs) -> Result<Workspace, UserError> {
+pub(crate) fn workspace_arg(load: &LoadArgs) -> Result<Workspace, UserError> {
     let Some(dir) = load.workspace.as_deref() else {
         return Err(UserError::new("no workspace given")
             .with_hint("pass -w WORKSPACE (create one with `gleaner import DATASET`)"));

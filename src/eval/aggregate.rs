@@ -19,11 +19,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Majority, else the adjudicator, else the tie policy; `None` = still disputed.
+    /// Majority, else the adjudicator, else the tie policy (which only rules on items
+    /// every annotator voted on); `None` = disputed.
     pub fn verdict(&self, policy: TiePolicy) -> Option<Verdict> {
+        let complete = self.votes.iter().all(Option::is_some);
         self.majority.or(self.adjudicated).or(match policy {
-            TiePolicy::Tie => Some(Verdict::Tie),
-            TiePolicy::Dispute => None,
+            TiePolicy::Tie if complete => Some(Verdict::Tie),
+            _ => None,
         })
     }
 }
@@ -53,7 +55,11 @@ pub fn outcomes(
             let votes: Vec<Option<Verdict>> = cfg
                 .annotators
                 .iter()
-                .map(|a| by_key.get(&(item.id.as_str(), a.as_str(), aspect.as_str())).copied())
+                .map(|a| {
+                    by_key
+                        .get(&(item.id.as_str(), a.as_str(), aspect.as_str()))
+                        .copied()
+                })
                 .collect();
             let majority = [Verdict::Lose, Verdict::Tie, Verdict::Win]
                 .into_iter()
@@ -63,7 +69,9 @@ pub fn outcomes(
                 aspect: aspect.clone(),
                 votes,
                 majority,
-                adjudicated: adjudications.get(&(item.id.clone(), aspect.clone())).copied(),
+                adjudicated: adjudications
+                    .get(&(item.id.clone(), aspect.clone()))
+                    .copied(),
             });
         }
     }

@@ -168,7 +168,10 @@ mod tests {
             (0, 10, 0.0, 0.277_532_799_862_889_26),
         ] {
             let (lo, hi) = wilson(x, n);
-            assert!((lo - lo_ref).abs() < 1e-12 && (hi - hi_ref).abs() < 1e-12, "{x}/{n}: {lo} {hi}");
+            assert!(
+                (lo - lo_ref).abs() < 1e-12 && (hi - hi_ref).abs() < 1e-12,
+                "{x}/{n}: {lo} {hi}"
+            );
         }
         assert_eq!(wilson(0, 0), (0.0, 1.0));
     }

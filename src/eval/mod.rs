@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod agreement;
+pub mod chart_png;
 pub mod report;
 pub mod sample;
 pub mod session;

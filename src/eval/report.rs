@@ -44,6 +44,8 @@ pub struct AspectReport {
     pub lose: Rate,
     /// No majority and not adjudicated (with tie_policy = dispute).
     pub disputed: usize,
+    /// Of those, items some annotator has not voted on yet.
+    pub incomplete: usize,
     pub adjudicated: usize,
     pub fleiss_kappa: Option<f64>,
     pub alpha_nominal: Option<f64>,
@@ -131,6 +133,12 @@ pub fn build(db: &Db, name: &str) -> Result<Report, String> {
                 disputed: these
                     .iter()
                     .filter(|o| o.verdict(cfg.tie_policy).is_none())
+                    .count(),
+                incomplete: these
+                    .iter()
+                    .filter(|o| {
+                        o.verdict(cfg.tie_policy).is_none() && o.votes.iter().any(Option::is_none)
+                    })
                     .count(),
                 adjudicated: these
                     .iter()
@@ -222,8 +230,8 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(s, "  lose {}", pct(&a.lose));
         let _ = writeln!(
             s,
-            "  disputed {} (adjudicated {})",
-            a.disputed, a.adjudicated
+            "  no majority {} ({} still missing votes) · adjudicated {}",
+            a.disputed, a.incomplete, a.adjudicated
         );
         let _ = writeln!(
             s,
@@ -243,14 +251,20 @@ pub fn text(r: &Report) -> String {
     let _ = writeln!(s);
     for (label, rate) in [
         ("lose probability (overall)", &r.lose_probability),
-        ("instruction/input failure rate", &r.instruction_input_failure_rate),
+        (
+            "instruction/input failure rate",
+            &r.instruction_input_failure_rate,
+        ),
         ("output failure rate", &r.output_failure_rate),
     ] {
         if let Some(rate) = rate {
             let _ = writeln!(s, "{label}: {}", pct(rate));
         }
     }
-    let _ = writeln!(s, "\ntime per item (s): annotator, submitted, mean, median, p90");
+    let _ = writeln!(
+        s,
+        "\ntime per item (s): annotator, submitted, mean, median, p90"
+    );
     for t in &r.time {
         let _ = writeln!(
             s,
@@ -270,7 +284,9 @@ const TIE: &str = "#9e9e9e";
 const LOSE: &str = "#c62828";
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Stacked win/tie/lose bars, one per aspect, with counts.
@@ -302,7 +318,7 @@ pub fn svg(r: &Report) -> String {
             (a.win.count, WIN, "win"),
             (a.tie.count, TIE, "tie"),
             (a.lose.count, LOSE, "lose"),
-            (a.disputed, "#ffb300", "disputed"),
+            (a.disputed, "#ffb300", "no majority"),
         ] {
             if count == 0 || a.items == 0 {
                 continue;
@@ -325,7 +341,12 @@ pub fn svg(r: &Report) -> String {
     }
     let ly = top + row * r.aspects.len() as f64 + 16.0;
     let mut x = left;
-    for (color, label) in [(WIN, "win (B better)"), (TIE, "tie"), (LOSE, "lose (A better)"), ("#ffb300", "disputed")] {
+    for (color, label) in [
+        (WIN, "win (B better)"),
+        (TIE, "tie"),
+        (LOSE, "lose (A better)"),
+        ("#ffb300", "no majority yet"),
+    ] {
         let _ = writeln!(
             s,
             r#"<rect x="{x}" y="{}" width="12" height="12" fill="{color}"/><text x="{}" y="{}">{label}</text>"#,
@@ -354,16 +375,17 @@ pub fn markdown(r: &Report, chart: &str, png: Option<&str>) -> String {
     if let Some(p) = png {
         let _ = writeln!(s, "\n(PNG: [{p}]({p}))");
     }
-    s.push_str("\n| aspect | win | tie | lose | disputed | Fleiss κ | α nominal | α ordinal | pairwise |\n|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("\n| aspect | win | tie | lose | no majority (missing votes) | Fleiss κ | α nominal | α ordinal | pairwise |\n|---|---|---|---|---|---|---|---|---|\n");
     for a in &r.aspects {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} |",
             a.aspect,
             pct(&a.win),
             pct(&a.tie),
             pct(&a.lose),
             a.disputed,
+            a.incomplete,
             opt(a.fleiss_kappa),
             opt(a.alpha_nominal),
             opt(a.alpha_ordinal),
@@ -373,7 +395,10 @@ pub fn markdown(r: &Report, chart: &str, png: Option<&str>) -> String {
     s.push_str("\n| AIDO rate | value |\n|---|---|\n");
     for (label, rate) in [
         ("lose probability (overall)", &r.lose_probability),
-        ("instruction/input failure rate", &r.instruction_input_failure_rate),
+        (
+            "instruction/input failure rate",
+            &r.instruction_input_failure_rate,
+        ),
         ("output failure rate", &r.output_failure_rate),
     ] {
         if let Some(rate) = rate {
@@ -400,7 +425,11 @@ pub fn markdown(r: &Report, chart: &str, png: Option<&str>) -> String {
             opt(t.p90_s)
         );
         for a in &r.aspects {
-            let _ = write!(s, " {} |", opt(a.agreement_with_majority.get(i).and_then(|x| x.1)));
+            let _ = write!(
+                s,
+                " {} |",
+                opt(a.agreement_with_majority.get(i).and_then(|x| x.1))
+            );
         }
         s.push('\n');
     }

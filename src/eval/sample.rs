@@ -52,7 +52,10 @@ pub fn sample(strata: &[Option<String>], size: usize, seed: u64, stratified: boo
     let mut picked = if stratified {
         let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, s) in strata.iter().enumerate() {
-            groups.entry(s.as_deref().unwrap_or("")).or_default().push(i);
+            groups
+                .entry(s.as_deref().unwrap_or(""))
+                .or_default()
+                .push(i);
         }
         let quota: Vec<(f64, usize)> = groups
             .values()
@@ -66,7 +69,10 @@ pub fn sample(strata: &[Option<String>], size: usize, seed: u64, stratified: boo
         // Largest remainders first; ties go to the earlier stratum (sorted by name).
         let mut order: Vec<usize> = (0..quota.len()).collect();
         order.sort_by(|a, b| {
-            let (ra, rb) = (quota[*a].0 - quota[*a].1 as f64, quota[*b].0 - quota[*b].1 as f64);
+            let (ra, rb) = (
+                quota[*a].0 - quota[*a].1 as f64,
+                quota[*b].0 - quota[*b].1 as f64,
+            );
             rb.partial_cmp(&ra).unwrap_or(std::cmp::Ordering::Equal)
         });
         for k in order {

@@ -83,7 +83,11 @@ impl SessionConfig {
 fn fingerprint(items: &[NewItem], placements: &[(String, String, Placement)]) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for it in items {
-        h.update(serde_json::to_string(&(&it.id, &it.a, &it.b)).expect("json").as_bytes());
+        h.update(
+            serde_json::to_string(&(&it.id, &it.a, &it.b))
+                .expect("json")
+                .as_bytes(),
+        );
     }
     for (who, id, p) in placements {
         h.update(format!("{who}\0{id}\0{}\0{}", p.position, p.a_on_left).as_bytes());
@@ -103,7 +107,11 @@ pub fn create(db: &Db, config: SessionConfig, all: Vec<NewItem>) -> Result<Sessi
     if config.aspects.is_empty() {
         return Err("a session needs at least one aspect".into());
     }
-    let mut names: Vec<&String> = config.annotators.iter().chain(&config.adjudicators).collect();
+    let mut names: Vec<&String> = config
+        .annotators
+        .iter()
+        .chain(&config.adjudicators)
+        .collect();
     names.sort();
     if names.windows(2).any(|w| w[0] == w[1]) {
         return Err("annotator and adjudicator names must be distinct".into());
@@ -202,7 +210,9 @@ pub fn load(db: &Db, name: &str) -> Result<Session, String> {
         serde_json::from_str(&config).map_err(|e| format!("session `{name}` config: {e}"))?;
     let mut stmt = db
         .conn
-        .prepare("SELECT item_id, a, b, stratum FROM eval_items WHERE session = ?1 ORDER BY position")
+        .prepare(
+            "SELECT item_id, a, b, stratum FROM eval_items WHERE session = ?1 ORDER BY position",
+        )
         .map_err(|e| e.to_string())?;
     let items = stmt
         .query_map([name], |r| {

@@ -25,10 +25,13 @@ fn texts(r: &Record) -> Texts {
 }
 
 fn extra_text(r: &Record, field: &str) -> Option<String> {
-    r.extras.iter().find(|(k, _)| k == field).map(|(_, v)| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    })
+    r.extras
+        .iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
 }
 
 /// A = the original, B = the revision (a reviewer's edit when there is one), for every
@@ -100,7 +103,9 @@ pub fn from_files(
             a.display(),
             b.display()
         ))
-        .with_hint("both files need the same id column (content-hash ids differ once a text changes)"));
+        .with_hint(
+            "both files need the same id column (content-hash ids differ once a text changes)",
+        ));
     }
     Ok(items)
 }

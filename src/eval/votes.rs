@@ -143,7 +143,8 @@ pub fn submit(
         params![session, item_id, annotator, at, seconds, comment],
     )
     .map_err(|e| format!("cannot save the submission: {e}"))?;
-    tx.commit().map_err(|e| format!("cannot save the votes: {e}"))
+    tx.commit()
+        .map_err(|e| format!("cannot save the votes: {e}"))
 }
 
 /// Items `annotator` has submitted.
@@ -192,7 +193,9 @@ pub fn times(db: &Db, session: &str) -> Result<HashMap<String, Vec<f64>>, String
         .map_err(|e| e.to_string())?;
     let mut out: HashMap<String, Vec<f64>> = HashMap::new();
     let rows = stmt
-        .query_map([session], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<f64>>(1)?)))
+        .query_map([session], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<f64>>(1)?))
+        })
         .map_err(|e| e.to_string())?;
     for row in rows {
         let (who, s) = row.map_err(|e| e.to_string())?;
@@ -217,7 +220,14 @@ pub fn adjudicate(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(session, item_id, aspect) DO UPDATE SET verdict = excluded.verdict,
                adjudicator = excluded.adjudicator, at = excluded.at",
-            params![session, item_id, aspect, v.name(), who, crate::util::now_rfc3339()],
+            params![
+                session,
+                item_id,
+                aspect,
+                v.name(),
+                who,
+                crate::util::now_rfc3339()
+            ],
         )
         .map_err(|e| format!("cannot save the adjudication: {e}"))?;
     }
@@ -225,17 +235,18 @@ pub fn adjudicate(
 }
 
 /// (item, aspect) → the adjudicated verdict.
-pub fn adjudications(
-    db: &Db,
-    session: &str,
-) -> Result<HashMap<(String, String), Verdict>, String> {
+pub fn adjudications(db: &Db, session: &str) -> Result<HashMap<(String, String), Verdict>, String> {
     let mut stmt = db
         .conn
         .prepare("SELECT item_id, aspect, verdict FROM eval_adjudications WHERE session = ?1")
         .map_err(|e| e.to_string())?;
     let rows = stmt
         .query_map([session], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })
         .map_err(|e| e.to_string())?;
     let mut out = HashMap::new();
@@ -330,7 +341,11 @@ pub fn import_votes(db: &Db, path: &Path) -> Result<ImportReport, String> {
         let v: Vote = serde_json::from_str(&line)
             .map_err(|e| format!("{}:{}: {e}", path.display(), n + 2))?;
         if v.session != header.session {
-            return Err(format!("{}:{}: vote of another session", path.display(), n + 2));
+            return Err(format!(
+                "{}:{}: vote of another session",
+                path.display(),
+                n + 2
+            ));
         }
         incoming.push(v);
     }

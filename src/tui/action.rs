@@ -90,6 +90,18 @@ pub enum Action {
     /// Approve every item of the current filter (asks to confirm).
     BulkApprove,
     BulkReject,
+    /// Voting: the focused aspect's left version is better / a tie / the right one.
+    VoteLeft,
+    VoteTie,
+    VoteRight,
+    NextAspect,
+    PrevAspect,
+    /// Put the item at the end of the queue without voting.
+    SkipItem,
+    /// Write a comment for the item.
+    Comment,
+    SetComment(String),
+    ToggleGuidelines,
     Resize {
         width: u16,
         height: u16,
@@ -105,6 +117,16 @@ pub enum Action {
     },
     #[serde(skip)]
     ReviewFailed(String),
+    #[serde(skip)]
+    VoteLoaded(Box<super::vote::VoteView>),
+    #[serde(skip)]
+    VoteFailed(String),
+    /// Show an evaluation report (internal).
+    #[serde(skip)]
+    ShowEvalReport(Box<crate::eval::report::Report>),
+    /// An item's votes are in the database (internal).
+    #[serde(skip)]
+    VoteSubmitted(String),
     #[serde(skip)]
     ReviewLoaded {
         stage: String,

@@ -86,6 +86,15 @@ impl App {
                     let next = self.open_review(&stage);
                     self.dispatch(next);
                 }
+                Effect::SubmitVotes {
+                    item_id,
+                    votes,
+                    comment,
+                    seconds,
+                } => {
+                    let next = self.submit_votes(item_id, votes, comment, seconds);
+                    self.dispatch(next);
+                }
                 Effect::Review(op) => {
                     let next = self.review_op(op);
                     if let Some(next) = next {
@@ -93,6 +102,41 @@ impl App {
                     }
                 }
             }
+        }
+    }
+
+    /// Load `who`'s queue of a session: the items they have not submitted (an
+    /// adjudicator: the items with disputed aspects), Left/Right as placed for them.
+    pub fn open_vote(&mut self, session: &str, who: &str) -> Action {
+        match super::vote_queue::load(&self.workspace, session, who) {
+            Ok(view) => {
+                self.who = who.to_string();
+                Action::VoteLoaded(Box::new(view))
+            }
+            Err(e) => Action::VoteFailed(e),
+        }
+    }
+
+    fn submit_votes(
+        &mut self,
+        item_id: String,
+        votes: Vec<(String, crate::eval::votes::Side)>,
+        comment: Option<String>,
+        seconds: f64,
+    ) -> Action {
+        let Some(view) = self.state.vote.as_ref() else {
+            return Action::VoteFailed("no session open".into());
+        };
+        match super::vote_queue::submit(
+            &self.workspace,
+            view,
+            &item_id,
+            &votes,
+            comment.as_deref(),
+            seconds,
+        ) {
+            Ok(()) => Action::VoteSubmitted(item_id),
+            Err(e) => Action::VoteFailed(e),
         }
     }
 
@@ -309,29 +353,56 @@ fn restore_terminal() {
     );
 }
 
+/// Which screen the terminal UI opens on.
+#[derive(Debug, Clone, Default)]
+pub enum StartScreen {
+    #[default]
+    Browse,
+    /// `gleaner review`: a refine stage, as a reviewer.
+    Review { stage: String, who: Option<String> },
+    /// `gleaner eval annotate`: a session, as an annotator or adjudicator.
+    Vote { session: String, who: String },
+    /// `gleaner eval report --tui`.
+    EvalReport(Box<crate::eval::report::Report>),
+}
+
 pub fn run_terminal(
     ws: Workspace,
     theme: Option<&str>,
-    review: Option<(String, Option<String>)>,
+    start: StartScreen,
 ) -> Result<(), UserError> {
     let config_dir = super::theme::config_dir();
     let theme = Theme::resolve(theme, config_dir.as_deref())?;
     let keymap = Keymap::load(config_dir.map(|d| d.join("keymap.toml")).as_deref())?;
     let mut app = App::new(&ws, theme, keymap)?;
     app.in_terminal = true;
-    if let Some((stage, who)) = review {
-        if let Some(who) = who {
-            app.who = who;
-        }
-        app.dispatch(Action::OpenReview(stage));
-        if app.review.is_none() {
-            let msg = app
-                .state
+    let failed = |app: &App| {
+        UserError::new(
+            app.state
                 .status
                 .as_ref()
                 .map(|(m, _)| m.clone())
-                .unwrap_or_default();
-            return Err(UserError::new(msg));
+                .unwrap_or_default(),
+        )
+    };
+    match start {
+        StartScreen::Browse => {}
+        StartScreen::Review { stage, who } => {
+            if let Some(who) = who {
+                app.who = who;
+            }
+            app.dispatch(Action::OpenReview(stage));
+            if app.review.is_none() {
+                return Err(failed(&app));
+            }
+        }
+        StartScreen::EvalReport(r) => app.dispatch(Action::ShowEvalReport(r)),
+        StartScreen::Vote { session, who } => {
+            let loaded = app.open_vote(&session, &who);
+            app.dispatch(loaded);
+            if app.state.vote.is_none() {
+                return Err(failed(&app));
+            }
         }
     }
     let hook = std::panic::take_hook();

@@ -20,6 +20,7 @@ pub const MODES: &[&str] = &[
     "histogram",
     "jobs",
     "review",
+    "vote",
     "help",
     "input",
 ];

@@ -11,11 +11,13 @@ pub mod render;
 pub mod review;
 pub mod state;
 pub mod theme;
+pub mod vote;
+pub mod vote_queue;
 
 use crate::error::UserError;
 use crate::store::Workspace;
 
 /// Open the workspace in the terminal UI until the user quits.
 pub fn run(ws: Workspace, theme: Option<&str>) -> Result<(), UserError> {
-    app::run_terminal(ws, theme, None)
+    app::run_terminal(ws, theme, app::StartScreen::Browse)
 }

@@ -18,6 +18,13 @@ pub enum Effect {
     Review(super::review::ReviewOp),
     /// Load a refine stage's revisions and open the review screen.
     OpenReview(String),
+    /// Write an item's votes (or adjudication) before the screen moves on.
+    SubmitVotes {
+        item_id: String,
+        votes: Vec<(String, crate::eval::votes::Side)>,
+        comment: Option<String>,
+        seconds: f64,
+    },
 }
 
 pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
@@ -33,6 +40,20 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
             s.status = None;
         }
     }
+    if s.eval_report.is_some() && s.mode == Mode::Browse {
+        match action {
+            Action::Down | Action::ReaderDown | Action::ScrollDown => s.help_scroll += 1,
+            Action::Up | Action::ReaderUp | Action::ScrollUp => {
+                s.help_scroll = s.help_scroll.saturating_sub(1)
+            }
+            Action::PageDown => s.help_scroll += 10,
+            Action::PageUp => s.help_scroll = s.help_scroll.saturating_sub(10),
+            Action::Back => s.eval_report = None,
+            Action::Quit => s.quit = true,
+            _ => {}
+        }
+        return fx;
+    }
     match s.mode {
         Mode::Input if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
             input(s, action, &mut fx)
@@ -42,7 +63,9 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
             Action::Down | Action::ReaderDown => s.help_scroll += 1,
             Action::Up | Action::ReaderUp => s.help_scroll = s.help_scroll.saturating_sub(1),
             Action::Back | Action::Help => {
-                s.mode = if s.review.as_ref().is_some_and(|r| r.active) {
+                s.mode = if s.vote.is_some() {
+                    Mode::Vote
+                } else if s.review.as_ref().is_some_and(|r| r.active) {
                     Mode::Review
                 } else if s.zoom {
                     Mode::Reader
@@ -61,6 +84,9 @@ pub fn update(s: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Mode::Review if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
             super::review::review_keys(s, action, &mut fx)
+        }
+        Mode::Vote if !matches!(action, Action::JobDone(_) | Action::Resize { .. }) => {
+            super::vote::vote_keys(s, action, &mut fx)
         }
         _ => common(s, action, &mut fx),
     }
@@ -270,6 +296,22 @@ fn common(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             None => fx.push(Effect::OpenReview("aido.refine".into())),
         },
         Action::OpenReview(stage) => fx.push(Effect::OpenReview(stage)),
+        Action::ShowEvalReport(r) => {
+            s.eval_report = Some(r);
+            s.help_scroll = 0;
+        }
+        Action::VoteLoaded(_) | Action::VoteFailed(_) | Action::VoteSubmitted(_) => {
+            super::vote::vote_keys(s, action, fx)
+        }
+        Action::VoteLeft
+        | Action::VoteTie
+        | Action::VoteRight
+        | Action::NextAspect
+        | Action::PrevAspect
+        | Action::SkipItem
+        | Action::Comment
+        | Action::SetComment(_)
+        | Action::ToggleGuidelines => {}
         Action::ReviewApplied { .. } | Action::ReviewFailed(_) | Action::ReviewLoaded { .. } => {
             super::review::review_keys(s, action, fx)
         }
@@ -382,6 +424,11 @@ fn open_input(s: &mut AppState, kind: InputKind) {
             .last()
             .map(|r| r.recipe.clone())
             .unwrap_or_else(|| "recipe.toml".into()),
+        InputKind::Comment => s
+            .vote
+            .as_ref()
+            .map(|v| v.comment.clone())
+            .unwrap_or_default(),
     };
     s.input = Some(Input {
         kind,
@@ -421,6 +468,9 @@ fn input(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
                     if !path.is_empty() {
                         start_recipe(s, path, fx);
                     }
+                }
+                InputKind::Comment => {
+                    super::vote::vote_keys(s, Action::SetComment(inp.text), fx);
                 }
                 InputKind::Filter => {
                     let text = inp.text.trim().to_string();

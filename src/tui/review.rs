@@ -152,17 +152,13 @@ pub fn review_keys(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             s.mode = Mode::Browse;
         }
         Action::Help => s.mode = Mode::Help,
-        Action::NextItem => {
-            if v.cursor + 1 < v.visible.len() {
-                v.cursor += 1;
-                v.moved();
-            }
+        Action::NextItem if v.cursor + 1 < v.visible.len() => {
+            v.cursor += 1;
+            v.moved();
         }
-        Action::PrevItem => {
-            if v.cursor > 0 {
-                v.cursor -= 1;
-                v.moved();
-            }
+        Action::PrevItem if v.cursor > 0 => {
+            v.cursor -= 1;
+            v.moved();
         }
         Action::Down | Action::ReaderDown | Action::ScrollDown => v.scroll += 1,
         Action::Up | Action::ReaderUp | Action::ScrollUp => v.scroll = v.scroll.saturating_sub(1),

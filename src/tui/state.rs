@@ -21,6 +21,7 @@ pub enum Mode {
     Input,
     Jobs,
     Review,
+    Vote,
 }
 
 impl Mode {
@@ -33,6 +34,7 @@ impl Mode {
             Mode::Input => "input",
             Mode::Jobs => "jobs",
             Mode::Review => "review",
+            Mode::Vote => "vote",
         }
     }
 }
@@ -42,6 +44,7 @@ pub enum InputKind {
     Search,
     Filter,
     Recipe,
+    Comment,
 }
 
 /// One recipe run started from the Jobs panel.
@@ -176,6 +179,10 @@ pub struct AppState {
     pub stages: Vec<String>,
     /// The revision review screen, once opened.
     pub review: Option<super::review::ReviewView>,
+    /// The voting screen of an evaluation session.
+    pub vote: Option<super::vote::VoteView>,
+    /// An evaluation report on screen (`gleaner eval report --tui`).
+    pub eval_report: Option<Box<crate::eval::report::Report>>,
 }
 
 impl AppState {
@@ -227,6 +234,8 @@ impl AppState {
             reloading: false,
             stages,
             review: None,
+            vote: None,
+            eval_report: None,
         }
     }
 

@@ -1,12 +1,14 @@
 //! Drawing: a pure function of [`AppState`]. Layout: title bar, table, reader pane,
 //! bottom bar (input, status or key hints), with histogram and help as overlays.
 
+mod eval_report;
 mod help;
 mod histogram;
 mod jobs;
 pub mod reader;
 pub mod review;
 mod table;
+pub mod vote;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -32,7 +34,11 @@ pub fn draw(f: &mut Frame, s: &AppState) {
     .areas(area);
     draw_title(f, title, s);
     let reviewing = s.review.as_ref().is_some_and(|r| r.active);
-    if reviewing {
+    if s.eval_report.is_some() && s.mode == Mode::Browse {
+        eval_report::draw(f, body, s);
+    } else if s.vote.is_some() {
+        vote::draw(f, body, s);
+    } else if reviewing {
         review::draw(f, body, s);
     } else if s.zoom {
         reader::draw(f, body, s);
@@ -59,6 +65,27 @@ pub fn draw(f: &mut Frame, s: &AppState) {
 fn draw_title(f: &mut Frame, area: Rect, s: &AppState) {
     let t = &s.theme;
     let bar = Style::default().fg(t.bar_fg).bg(t.bar_bg);
+    if let Some(r) = s.eval_report.as_ref().filter(|_| s.mode == Mode::Browse) {
+        let spans = vec![
+            Span::styled(" gleaner ", bar.fg(t.accent).add_modifier(Modifier::BOLD)),
+            Span::styled(
+                format!("eval report {} ", r.session),
+                bar.add_modifier(Modifier::BOLD),
+            ),
+            Span::styled("│ j/k scroll · esc back · q quit ", bar.fg(t.muted)),
+        ];
+        f.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+        return;
+    }
+    if let Some(v) = &s.vote {
+        let mut spans = vec![Span::styled(
+            " gleaner ",
+            bar.fg(t.accent).add_modifier(Modifier::BOLD),
+        )];
+        spans.extend(vote::title_spans(v, bar, t));
+        f.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+        return;
+    }
     if let Some(v) = s.review.as_ref().filter(|r| r.active) {
         let mut spans = vec![Span::styled(
             " gleaner ",
@@ -116,6 +143,7 @@ fn draw_bottom(f: &mut Frame, area: Rect, s: &AppState) {
             InputKind::Search => "/",
             InputKind::Filter => "filter: ",
             InputKind::Recipe => "run recipe: ",
+            InputKind::Comment => "comment: ",
         };
         let mut spans = vec![
             Span::styled(prompt, bar.fg(t.key).add_modifier(Modifier::BOLD)),

@@ -16,7 +16,10 @@ use crate::tui::review::ReviewView;
 use crate::tui::state::AppState;
 use crate::tui::theme::Theme;
 
-const FIELDS: [(&str, fn(&Texts) -> &str); 3] = [
+/// A field's heading and how to read it from a sample.
+type Field = (&'static str, fn(&Texts) -> &str);
+
+const FIELDS: [Field; 3] = [
     ("INSTRUCTION", |t| &t.instruction),
     ("INPUT", |t| &t.input),
     ("OUTPUT", |t| &t.output),
@@ -104,7 +107,7 @@ fn status_line(item: &ReviewItem, t: &Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-fn side_lines(texts: &Texts, t: &Theme) -> Vec<Line<'static>> {
+pub fn side_lines(texts: &Texts, t: &Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     for (name, get) in FIELDS {
         lines.push(Line::from(Span::styled(

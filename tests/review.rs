@@ -96,6 +96,28 @@ fn snapshots_side_by_side_word_diff_trace_and_bulk_confirmation() {
 }
 
 #[test]
+fn the_table_shows_refine_states_and_scores_and_leaves_long_texts_to_the_reader() {
+    let (_dir, ws) = refined();
+    let w = Workspace::open(&ws).unwrap();
+    let app = App::new(&w, Theme::builtin("dark").unwrap(), Keymap::builtin()).unwrap();
+    let names: Vec<&str> = app.state.columns.iter().map(|c| c.name.as_str()).collect();
+    for shown in [
+        "aido.refine.state",
+        "aido.refine.rounds_used",
+        "aido.refine.drifted",
+    ] {
+        assert!(names.contains(&shown), "{names:?}");
+    }
+    for hidden in [
+        "aido.refine.trace",
+        "aido.refine.evaluation",
+        "aido.refine.output",
+    ] {
+        assert!(!names.contains(&hidden), "{names:?}");
+    }
+}
+
+#[test]
 fn decisions_are_in_the_database_before_the_screen_shows_them() {
     let (_dir, ws) = refined();
     let mut app = app(&ws);

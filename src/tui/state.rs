@@ -354,7 +354,12 @@ pub fn stage_column<'a>(name: &'a str, stages: &[String]) -> Option<(&'a str, &'
 fn is_reply_bookkeeping(name: &str, stages: &[String]) -> bool {
     stage_column(name, stages).is_some_and(|(_, c)| {
         crate::stages::judging::REPLY_COLUMNS.contains(&c) && c != "status"
-            || matches!(c, "reason" | "justification" | "dim" | "tokens")
+            || matches!(c, "reason" | "justification" | "dim" | "tokens" | "requests")
+            // Refine/merge texts and traces: long, and read in the reader or review.
+            || matches!(
+                c,
+                "instruction" | "input" | "output" | "evaluation" | "probe_output" | "trace"
+            )
     })
 }
 

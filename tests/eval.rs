@@ -559,6 +559,55 @@ fn votes_move_between_workspaces_idempotently_and_conflicts_are_refused() {
 }
 
 #[test]
+fn a_session_can_compare_two_versions_inside_the_workspace() {
+    let (_dir, ws, _) = common::aido_judge::run_refine(common::aido_judge::ROWS, "");
+    let out = gleaner_ok(&[
+        "eval",
+        "new",
+        "-w",
+        ws.to_str().unwrap(),
+        "--name",
+        "cols",
+        "--a-stage",
+        "snapshot",
+        "--b-stage",
+        "aido.refine",
+    ]);
+    assert!(out.contains("7 of 7 items"), "{out}");
+    let s = session::load(&db(&ws), "cols").unwrap();
+    let win1 = s.items.iter().find(|i| i.id == "WIN1").unwrap();
+    assert_eq!(
+        win1.a.instruction,
+        "WIN1: Explain why the sky looks blue during the day."
+    );
+    assert!(win1.b.instruction.ends_with("(revised r1)"));
+    assert_eq!(
+        (s.config.a_label.as_str(), s.config.b_label.as_str()),
+        ("snapshot", "aido.refine")
+    );
+    let bad = assert_cmd::Command::cargo_bin("gleaner")
+        .unwrap()
+        .args([
+            "eval",
+            "new",
+            "-w",
+            ws.to_str().unwrap(),
+            "--name",
+            "x",
+            "--a-stage",
+            "snapshot",
+            "--b-stage",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("`nope` has no instruction, input or output columns")
+    );
+}
+
+#[test]
 fn sampling_is_seeded_and_stratified() {
     let (_d1, ws1) = setup(&["--sample", "4", "--seed", "3", "--stratify", "category"]);
     let (_d2, ws2) = setup(&["--sample", "4", "--seed", "3", "--stratify", "category"]);

@@ -15,7 +15,7 @@ use crate::eval::votes;
 pub enum EvalCommand {
     /// Create a session: pair two versions of the same items, sample, blind, assign
     #[command(
-        after_help = "Examples:\n  gleaner eval new -w data.gleaner --name aido-200 --sample 200 --seed 1\n  gleaner eval new -w data.gleaner --name v2 --a raw.jsonl --b curated.jsonl \\\n      --annotators ana,bo,cy --adjudicators lead --stratify category --sample 150\n\nWithout --a/--b the versions are a refine run's originals (A) and revisions (B)."
+        after_help = "Examples:\n  gleaner eval new -w data.gleaner --name aido-200 --sample 200 --seed 1\n  gleaner eval new -w data.gleaner --name final --a-stage snapshot --b-stage aido.merge\n  gleaner eval new -w data.gleaner --name v2 --a raw.jsonl --b curated.jsonl \\\n      --annotators ana,bo,cy --adjudicators lead --stratify category --sample 150\n\nWithout --a/--b the versions are a refine run's originals (A) and revisions (B)."
     )]
     New(NewArgs),
     /// Vote on a session's items (blinded: Left/Right, one key per aspect)
@@ -49,6 +49,12 @@ pub struct NewArgs {
     /// Without --a/--b: the refine stage whose originals (A) and revisions (B) to compare
     #[arg(long, default_value = "aido.refine")]
     refine_stage: String,
+    /// Compare two versions inside the workspace instead: `snapshot`, or a stage that
+    /// wrote instruction/input/output columns (e.g. aido.merge); with --b-stage
+    #[arg(long, requires = "b_stage", conflicts_with = "a")]
+    a_stage: Option<String>,
+    #[arg(long, requires = "a_stage")]
+    b_stage: Option<String>,
     /// Items to sample (default: all)
     #[arg(long)]
     sample: Option<usize>,
@@ -128,8 +134,14 @@ pub fn run(cmd: EvalCommand, load: &LoadArgs, theme: Option<&str>) -> Result<(),
     let err = |e: String| UserError::new(e);
     match cmd {
         EvalCommand::New(a) => {
-            let (items, source, a_label, b_label) = match (&a.a, &a.b) {
-                (Some(pa), Some(pb)) => (
+            let (items, source, a_label, b_label) = match (&a.a, &a.b, &a.a_stage, &a.b_stage) {
+                (_, _, Some(sa), Some(sb)) => (
+                    sources::from_columns(&ws, sa, sb, a.stratify.as_deref())?,
+                    format!("workspace columns {sa} vs {sb}"),
+                    sa.clone(),
+                    sb.clone(),
+                ),
+                (Some(pa), Some(pb), _, _) => (
                     sources::from_files(pa, pb, &load.options()?, a.stratify.as_deref())?,
                     format!("files {} vs {}", pa.display(), pb.display()),
                     file_label(pa),

@@ -109,3 +109,88 @@ pub fn from_files(
     }
     Ok(items)
 }
+
+/// A and B from the workspace itself: each version is the snapshot's texts (`snapshot`)
+/// or the `instruction` / `input` / `output` columns a stage wrote (e.g. `aido.merge`),
+/// falling back to the snapshot's for a column the stage lacks. Rows where either
+/// version has no texts are left out.
+pub fn from_columns(
+    ws: &Workspace,
+    a: &str,
+    b: &str,
+    stratify: Option<&str>,
+) -> Result<Vec<NewItem>, UserError> {
+    let frame = ws.read_frame_with_sidecars(None)?;
+    let schema = frame.schema();
+    for version in [a, b] {
+        if version != "snapshot"
+            && !["instruction", "input", "output"]
+                .iter()
+                .any(|c| schema.contains(&format!("{version}.{c}")))
+        {
+            return Err(UserError::new(format!(
+                "`{version}` has no instruction, input or output columns in this workspace"
+            ))
+            .with_hint(
+                "name `snapshot` or a stage that writes texts, e.g. aido.refine or aido.merge",
+            ));
+        }
+    }
+    let text = |name: &str| -> Result<Option<polars::prelude::StringChunked>, UserError> {
+        match frame.column(name) {
+            Ok(c) => c
+                .cast(&polars::prelude::DataType::String)
+                .and_then(|c| c.str().cloned())
+                .map(Some)
+                .map_err(|e| UserError::new(e.to_string())),
+            Err(_) => Ok(None),
+        }
+    };
+    let fields = ["instruction", "input", "output"];
+    let version = |v: &str| -> Result<Vec<Option<polars::prelude::StringChunked>>, UserError> {
+        fields
+            .iter()
+            .map(|f| {
+                if v == "snapshot" {
+                    text(f)
+                } else {
+                    Ok(text(&format!("{v}.{f}"))?.or(text(f)?))
+                }
+            })
+            .collect()
+    };
+    let (va, vb) = (version(a)?, version(b)?);
+    let ids = text("id")?.ok_or_else(|| UserError::new("the snapshot has no id column"))?;
+    let strata = match stratify {
+        Some(col) => Some(
+            text(col)?.ok_or_else(|| UserError::new(format!("--stratify: no column `{col}`")))?,
+        ),
+        None => None,
+    };
+    let texts_at = |v: &[Option<polars::prelude::StringChunked>], i: usize| -> Option<Texts> {
+        let get = |k: usize| v[k].as_ref().and_then(|c| c.get(i)).map(str::to_string);
+        // A stage that did not touch a row leaves its texts null there.
+        let output = get(2)?;
+        Some(Texts {
+            instruction: get(0).unwrap_or_default(),
+            input: get(1).unwrap_or_default(),
+            output,
+        })
+    };
+    let items: Vec<NewItem> = (0..frame.height())
+        .filter_map(|i| {
+            Some(NewItem {
+                id: ids.get(i)?.to_string(),
+                a: texts_at(&va, i)?,
+                b: texts_at(&vb, i)?,
+                stratum: strata.as_ref().and_then(|s| s.get(i)).map(str::to_string),
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return Err(UserError::new(format!(
+            "no row has texts in both `{a}` and `{b}`"
+        )));
+    }
+    Ok(items)
+}

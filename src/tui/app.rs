@@ -159,7 +159,10 @@ impl App {
                     items,
                 }
             }
-            Err(e) => Action::ReviewFailed(e.message),
+            Err(e) => Action::ReviewFailed(match e.hint {
+                Some(h) => format!("{} ({h})", e.message),
+                None => e.message,
+            }),
         }
     }
 

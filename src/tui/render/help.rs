@@ -13,7 +13,18 @@ use crate::tui::state::AppState;
 pub fn help_lines(s: &AppState) -> Vec<Line<'static>> {
     let t = &s.theme;
     let mut lines = Vec::new();
-    for mode in MODES {
+    // The screen help was opened from comes first.
+    let first = if s.vote.is_some() {
+        Some("vote")
+    } else if s.review.as_ref().is_some_and(|r| r.active) {
+        Some("review")
+    } else {
+        None
+    };
+    let modes = first
+        .into_iter()
+        .chain(MODES.iter().copied().filter(|m| Some(*m) != first));
+    for mode in modes {
         let bindings = s.keymap.bindings(mode);
         if bindings.is_empty() {
             continue;

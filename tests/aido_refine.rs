@@ -100,6 +100,19 @@ fn every_branch_of_the_loop_leaves_its_documented_fields() {
     assert!(s(&r["instruction"]).contains("(revised r3)"));
     let rewrites = asked(&run.bodies, "You improve instruction-tuning data", "WIN3");
     assert_eq!(rewrites.len(), 3);
+    // Each round's rewrite is its own request (seeded by round), so a repeated
+    // feedback never turns round 3 into a cache hit of round 2.
+    let seeds: Vec<u64> = run
+        .bodies
+        .iter()
+        .filter(|b| system_text(b).contains("You improve") && tag_of(&user_text(b)) == "GARBLED")
+        .map(|b| {
+            serde_json::from_str::<serde_json::Value>(b).unwrap()["seed"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seeds, [1, 2, 3]);
     assert!(!rewrites[0].contains("Additional information"));
     assert!(
         rewrites[1].contains("WIN3 round 1 feedback"),

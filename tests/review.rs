@@ -196,6 +196,50 @@ fn decisions_are_in_the_database_before_the_screen_shows_them() {
 }
 
 #[test]
+fn a_decision_about_another_revision_text_does_not_count_and_undo_respects_others() {
+    let (_dir, ws) = refined();
+    let db = Workspace::open(&ws).unwrap().db().unwrap();
+    // An approval recorded for a different revision text of WIN1 (the stage ran again).
+    decisions::record(
+        &db,
+        "review:aido.refine",
+        "old",
+        &[decisions::Change {
+            item_id: "WIN1".into(),
+            state: ReviewState::Approved,
+            edit: None,
+            action: "approve".into(),
+            seconds_spent: None,
+            revision: Some("0000000000000000".into()),
+        }],
+    )
+    .unwrap();
+    let mut a = app(&ws);
+    assert_eq!(current_id(&a), "WIN1");
+    assert_eq!(
+        a.state.review.as_ref().unwrap().item().unwrap().state(),
+        ReviewState::Pending
+    );
+    // A rejects WIN1; B then edits it; A's undo must not overwrite B's edit.
+    a.dispatch(Action::Reject);
+    let mut b = app(&ws);
+    b.who = "bee".into();
+    b.editor = Some("sed -i 's/two sentences/one line/'".into());
+    b.dispatch(Action::EditRevision);
+    assert_eq!(db_states(&ws)["WIN1"], ReviewState::Edited);
+    a.dispatch(Action::Undo);
+    assert_eq!(db_states(&ws)["WIN1"], ReviewState::Edited);
+    assert!(
+        a.state
+            .status
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("WIN1 was changed since")
+    );
+}
+
+#[test]
 fn bulk_decisions_ask_first_and_cover_exactly_the_filter() {
     let (_dir, ws) = refined();
     let mut app = app(&ws);
@@ -249,6 +293,7 @@ fn decide(ws: &Path, choices: &[(&str, ReviewState, Option<&str>)]) {
             }),
             action: "test".into(),
             seconds_spent: None,
+            revision: None,
         })
         .collect();
     decisions::record(&db, "review:aido.refine", "tester", &changes).unwrap();

@@ -80,8 +80,17 @@ impl SessionConfig {
     }
 }
 
-fn fingerprint(items: &[NewItem], placements: &[(String, String, Placement)]) -> String {
+fn fingerprint(
+    config: &SessionConfig,
+    items: &[NewItem],
+    placements: &[(String, String, Placement)],
+) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(
+        serde_json::to_string(&(&config.aspects, &config.annotators))
+            .expect("json")
+            .as_bytes(),
+    );
     for it in items {
         h.update(
             serde_json::to_string(&(&it.id, &it.a, &it.b))
@@ -106,6 +115,19 @@ pub fn create(db: &Db, config: SessionConfig, all: Vec<NewItem>) -> Result<Sessi
     }
     if config.aspects.is_empty() {
         return Err("a session needs at least one aspect".into());
+    }
+    let mut aspects: Vec<&String> = config.aspects.iter().collect();
+    aspects.sort();
+    if aspects.windows(2).any(|w| w[0] == w[1]) || aspects.iter().any(|a| a.trim().is_empty()) {
+        return Err("aspects must be distinct and non-empty".into());
+    }
+    let mut ids: Vec<&str> = all.iter().map(|i| i.id.as_str()).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "item id `{}` appears twice; ids must be unique",
+            w[0]
+        ));
     }
     let mut names: Vec<&String> = config
         .annotators
@@ -136,8 +158,8 @@ pub fn create(db: &Db, config: SessionConfig, all: Vec<NewItem>) -> Result<Sessi
             ));
         }
     }
-    let fp = fingerprint(&items, &placements);
-    let tx = db.conn.unchecked_transaction().map_err(|e| e.to_string())?;
+    let fp = fingerprint(&config, &items, &placements);
+    let tx = db.write_tx().map_err(|e| e.to_string())?;
     let exists: Option<String> = tx
         .query_row(
             "SELECT name FROM eval_sessions WHERE name = ?1",

@@ -116,7 +116,7 @@ pub fn submit(
     comment: Option<&str>,
     seconds: f64,
 ) -> Result<(), String> {
-    let tx = db.conn.unchecked_transaction().map_err(|e| e.to_string())?;
+    let tx = db.write_tx().map_err(|e| e.to_string())?;
     let done: Option<String> = tx
         .query_row(
             "SELECT submitted_at FROM eval_submissions WHERE session = ?1 AND item_id = ?2 AND annotator = ?3",
@@ -213,7 +213,7 @@ pub fn adjudicate(
     verdicts: &[(String, Verdict)],
     who: &str,
 ) -> Result<(), String> {
-    let tx = db.conn.unchecked_transaction().map_err(|e| e.to_string())?;
+    let tx = db.write_tx().map_err(|e| e.to_string())?;
     for (aspect, v) in verdicts {
         tx.execute(
             "INSERT INTO eval_adjudications(session, item_id, aspect, verdict, adjudicator, at)
@@ -347,6 +347,21 @@ pub fn import_votes(db: &Db, path: &Path) -> Result<ImportReport, String> {
                 n + 2
             ));
         }
+        let cfg = &session.config;
+        if !cfg.annotators.contains(&v.annotator)
+            || !cfg.aspects.contains(&v.aspect)
+            || !session.items.iter().any(|i| i.id == v.item_id)
+        {
+            return Err(format!(
+                "{}:{}: item {}, annotator {}, aspect {} is not part of session `{}`",
+                path.display(),
+                n + 2,
+                v.item_id,
+                v.annotator,
+                v.aspect,
+                header.session
+            ));
+        }
         incoming.push(v);
     }
     let existing: HashMap<(String, String, String), Side> = votes(db, &header.session)?
@@ -355,7 +370,25 @@ pub fn import_votes(db: &Db, path: &Path) -> Result<ImportReport, String> {
         .collect();
     let mut report = ImportReport::default();
     let mut fresh = Vec::new();
+    let mut in_file: HashMap<(String, String, String), Side> = HashMap::new();
     for v in incoming {
+        let key = (v.item_id.clone(), v.annotator.clone(), v.aspect.clone());
+        // The same vote twice in one file counts once; two different ones conflict.
+        if let Some(first) = in_file.get(&key) {
+            if *first == v.choice {
+                report.unchanged += 1;
+            } else {
+                report.conflicts.push((
+                    v.item_id,
+                    v.annotator,
+                    v.aspect,
+                    first.name().into(),
+                    v.choice.name().into(),
+                ));
+            }
+            continue;
+        }
+        in_file.insert(key, v.choice);
         match existing.get(&(v.item_id.clone(), v.annotator.clone(), v.aspect.clone())) {
             Some(here) if *here == v.choice => report.unchanged += 1,
             Some(here) => report.conflicts.push((
@@ -371,7 +404,7 @@ pub fn import_votes(db: &Db, path: &Path) -> Result<ImportReport, String> {
     if !report.conflicts.is_empty() {
         return Ok(report);
     }
-    let tx = db.conn.unchecked_transaction().map_err(|e| e.to_string())?;
+    let tx = db.write_tx().map_err(|e| e.to_string())?;
     for v in &fresh {
         tx.execute(
             "INSERT INTO votes(session, item_id, annotator, aspect, choice, comment, at, seconds_spent)

@@ -3,7 +3,12 @@
 
 use crate::store::decisions::Texts;
 
-const HEADINGS: [&str; 3] = ["## instruction", "## input", "## output"];
+// Unusual on purpose: a heading line inside a sample's own text would be ambiguous.
+const HEADINGS: [&str; 3] = [
+    "=== gleaner: instruction ===",
+    "=== gleaner: input ===",
+    "=== gleaner: output ===",
+];
 
 pub fn render(id: &str, t: &Texts) -> String {
     format!(
@@ -18,15 +23,19 @@ pub fn parse(text: &str) -> Result<Texts, String> {
     let lines: Vec<&str> = text.lines().collect();
     let mut at = [None; 3];
     for (i, l) in lines.iter().enumerate() {
-        if let Some(k) = HEADINGS.iter().position(|h| l.trim_end() == *h)
-            && at[k].is_none()
-        {
+        if let Some(k) = HEADINGS.iter().position(|h| l.trim_end() == *h) {
+            if at[k].is_some() {
+                return Err(format!(
+                    "the line `{}` appears twice; nothing saved",
+                    HEADINGS[k]
+                ));
+            }
             at[k] = Some(i);
         }
     }
     let [Some(a), Some(b), Some(c)] = at else {
         return Err(
-            "the edited file lost one of its headings (## instruction, ## input, ## output); nothing saved"
+            "the edited file lost one of its three `=== gleaner: … ===` headings; nothing saved"
                 .into(),
         );
     };
@@ -50,14 +59,14 @@ mod tests {
         let t = Texts {
             instruction: "Sum the list.\n\nShow steps.".into(),
             input: String::new(),
-            output: "## not a heading inside\n6".into(),
+            output: "## input\n6".into(),
         };
         assert_eq!(parse(&render("x", &t)).unwrap(), t);
-        assert!(
-            parse("## instruction\na\n## output\nb")
-                .unwrap_err()
-                .contains("headings")
-        );
-        assert!(parse("## output\na\n## input\n## instruction\n").is_err());
+        let h = |k: usize| HEADINGS[k];
+        let lost = format!("{}\na\n{}\nb", h(0), h(2));
+        assert!(parse(&lost).unwrap_err().contains("headings"));
+        assert!(parse(&format!("{}\na\n{}\n{}\n", h(2), h(1), h(0))).is_err());
+        let twice = format!("{}\n{}\n{}\n{}\nx", h(0), h(1), h(1), h(2));
+        assert!(parse(&twice).unwrap_err().contains("twice"));
     }
 }

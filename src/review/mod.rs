@@ -176,6 +176,17 @@ pub fn load_items(ws: &Workspace, db: &Db, stage: &str) -> Result<Vec<ReviewItem
                 .unwrap_or_default(),
             current: current.get(id).cloned().unwrap_or_default(),
         });
+        // A decision about another text of this item (the stage ran again since) does
+        // not count for this one: it goes back to pending.
+        let item = items.last_mut().expect("pushed");
+        if item
+            .current
+            .revision
+            .as_ref()
+            .is_some_and(|k| *k != decisions::revision_key(&item.revision))
+        {
+            item.current = Current::default();
+        }
     }
     Ok(items)
 }
@@ -224,6 +235,7 @@ impl ReviewSession {
                 edit: to.edit.clone(),
                 action: action.to_string(),
                 seconds_spent: seconds,
+                revision: Some(decisions::revision_key(&items[*i].revision)),
             })
             .collect();
         decisions::record(&self.db, &self.kind, &self.who, &changes)
@@ -241,24 +253,50 @@ impl ReviewSession {
         action: &str,
         seconds: Option<f64>,
     ) -> Result<Applied, String> {
-        let to = Current {
-            state: Some(state),
-            edit: if state == ReviewState::Edited {
-                edit
-            } else {
-                None
-            },
-        };
-        let targets: Vec<(usize, Current)> = indices.iter().map(|i| (*i, to.clone())).collect();
+        let targets: Vec<(usize, Current)> = indices
+            .iter()
+            .map(|i| {
+                let to = Current {
+                    state: Some(state),
+                    edit: if state == ReviewState::Edited {
+                        edit.clone()
+                    } else {
+                        None
+                    },
+                    revision: Some(decisions::revision_key(&items[*i].revision)),
+                };
+                (*i, to)
+            })
+            .collect();
         self.write(items, &targets, action, seconds)?;
         self.undo.push(Step {
-            changes: indices
+            changes: targets
                 .iter()
-                .map(|i| (*i, items[*i].current.clone(), to.clone()))
+                .map(|(i, to)| (*i, items[*i].current.clone(), to.clone()))
                 .collect(),
         });
         self.redo.clear();
         Ok(targets)
+    }
+
+    /// Refuse to undo or redo over a decision someone else made since.
+    fn unchanged_since(
+        &self,
+        items: &[ReviewItem],
+        expected: &[(usize, &Current)],
+    ) -> Result<(), String> {
+        for (i, want) in expected {
+            let now = decisions::current_one(&self.db, &self.kind, &items[*i].id)
+                .map_err(|e| e.to_string())?;
+            if now.state() != want.state() || now.edit != want.edit {
+                return Err(format!(
+                    "{} was changed since (now {}); nothing undone",
+                    items[*i].id,
+                    now.state().name()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Put back what the last step changed (a new event per item).
@@ -266,6 +304,9 @@ impl ReviewSession {
         let Some(step) = self.undo.pop() else {
             return Ok(None);
         };
+        let expected: Vec<(usize, &Current)> =
+            step.changes.iter().map(|(i, _, to)| (*i, to)).collect();
+        self.unchanged_since(items, &expected)?;
         let targets: Vec<(usize, Current)> = step
             .changes
             .iter()
@@ -283,6 +324,9 @@ impl ReviewSession {
         let Some(step) = self.redo.pop() else {
             return Ok(None);
         };
+        let expected: Vec<(usize, &Current)> =
+            step.changes.iter().map(|(i, from, _)| (*i, from)).collect();
+        self.unchanged_since(items, &expected)?;
         let targets: Vec<(usize, Current)> = step
             .changes
             .iter()

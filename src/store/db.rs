@@ -186,6 +186,13 @@ impl Db {
         Ok(())
     }
 
+    /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so one
+    /// that reads and then writes never fails on a snapshot another process moved on
+    /// from; with several annotators or reviewers writing, the busy timeout waits.
+    pub fn write_tx(&self) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)
+    }
+
     pub fn audit(&self, who: &str, action: &str, detail: &str) -> rusqlite::Result<()> {
         self.conn.execute(
             "INSERT INTO audit_log(at, who, action, detail) VALUES (?1, ?2, ?3, ?4)",

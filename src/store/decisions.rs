@@ -54,6 +54,15 @@ pub struct Texts {
 pub struct Current {
     pub state: Option<ReviewState>,
     pub edit: Option<Texts>,
+    /// [`revision_key`] of the revision the decision was about (none in old logs).
+    pub revision: Option<String>,
+}
+
+/// A short content key of a revision, so a decision about one text never carries over
+/// to a different revision of the same item (after a rerun with other settings).
+pub fn revision_key(t: &Texts) -> String {
+    let bytes = serde_json::to_vec(t).expect("texts serialize");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
 impl Current {
@@ -71,6 +80,8 @@ pub struct Change {
     /// approve, reject, edit, bulk_approve, undo, redo, …
     pub action: String,
     pub seconds_spent: Option<f64>,
+    /// [`revision_key`] of the revision decided on.
+    pub revision: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +89,8 @@ struct Payload {
     action: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     edit: Option<Texts>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    revision: Option<String>,
 }
 
 /// One row of the log.
@@ -101,13 +114,14 @@ pub fn record(
     who: &str,
     changes: &[Change],
 ) -> rusqlite::Result<Vec<Current>> {
-    let tx = db.conn.unchecked_transaction()?;
+    let tx = db.write_tx()?;
     let mut before = Vec::with_capacity(changes.len());
     for c in changes {
         let prev = current_of(&tx, kind, &c.item_id)?;
         let payload = serde_json::to_string(&Payload {
             action: c.action.clone(),
             edit: c.edit.clone(),
+            revision: c.revision.clone(),
         })
         .expect("payload serializes");
         tx.execute(
@@ -147,13 +161,18 @@ fn current_of(conn: &rusqlite::Connection, kind: &str, item: &str) -> rusqlite::
 }
 
 fn to_current(state: String, payload: Option<String>) -> Current {
-    let edit = payload
-        .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
-        .and_then(|p| p.edit);
+    let payload = payload.and_then(|p| serde_json::from_str::<Payload>(&p).ok());
+    let (edit, revision) = payload.map_or((None, None), |p| (p.edit, p.revision));
     Current {
         state: ReviewState::parse(&state),
         edit,
+        revision,
     }
+}
+
+/// One item's current state for `kind`.
+pub fn current_one(db: &Db, kind: &str, item: &str) -> rusqlite::Result<Current> {
+    current_of(&db.conn, kind, item)
 }
 
 /// Every item's current state for `kind`.
@@ -213,6 +232,7 @@ mod tests {
             edit,
             action: action.into(),
             seconds_spent: Some(1.5),
+            revision: None,
         };
         let edit = Texts {
             instruction: "mine".into(),

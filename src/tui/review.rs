@@ -213,13 +213,16 @@ pub fn review_keys(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
             } else {
                 ReviewState::Rejected
             };
-            // Bulk approval leaves human edits as they are (they are approved already).
+            // Bulk decisions leave human edits alone (approval: they are approved
+            // already; rejection would throw the text away) unless the filter is
+            // `edited`, where rejecting them all is what was asked.
             let targets: Vec<usize> = v
                 .visible
                 .iter()
                 .copied()
                 .filter(|i| {
-                    state == ReviewState::Rejected || v.items[*i].state() != ReviewState::Edited
+                    v.items[*i].state() != ReviewState::Edited
+                        || (state == ReviewState::Rejected && v.filter == ReviewFilter::Edited)
                 })
                 .collect();
             if targets.is_empty() {

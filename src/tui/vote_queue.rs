@@ -60,7 +60,12 @@ pub fn load(dir: &Path, name: &str, who: &str) -> Result<VoteView, String> {
         Role::Adjudicator => {
             let (_, outcomes) = report::gather(&db, name)?;
             let mut disputed: HashMap<&str, Vec<&crate::eval::aggregate::Outcome>> = HashMap::new();
-            for o in crate::eval::aggregate::disputed(&outcomes) {
+            // Only what the annotators finished without a majority: an item still
+            // missing votes may yet get one.
+            for o in crate::eval::aggregate::disputed(&outcomes)
+                .into_iter()
+                .filter(|o| o.votes.iter().all(Option::is_some))
+            {
                 disputed.entry(o.item_id.as_str()).or_default().push(o);
             }
             let resolved: usize = outcomes

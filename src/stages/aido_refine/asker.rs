@@ -77,6 +77,7 @@ impl Asker {
         vars: &serde_json::Value,
         max_tokens: u32,
         reasks: u32,
+        seed: Option<u64>,
         readable: &(dyn Fn(&str) -> bool + Sync),
         usage: &mut Usage,
     ) -> Result<String, AskError> {
@@ -94,6 +95,7 @@ impl Asker {
             messages,
             temperature: Some(self.temperature),
             max_tokens: Some(max_tokens),
+            seed,
             ..ChatRequest::default()
         };
         let model = pool.model_key();

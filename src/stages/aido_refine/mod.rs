@@ -157,25 +157,37 @@ pub async fn refine_rows(
     let window = asker.strong.concurrency().min(asker.probe.concurrency()) * 2 + 2;
     let mut queue = records.iter().cloned().enumerate();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut running = std::collections::HashMap::new();
     loop {
         while tasks.len() < window && !cancel.load(Ordering::Relaxed) {
             let Some((i, record)) = queue.next() else {
                 break;
             };
             let (asker, templates, opts) = (asker.clone(), templates.clone(), opts.clone());
-            tasks.spawn(async move {
+            let handle = tasks.spawn(async move {
                 (
                     i,
                     record.id.clone(),
                     refine_row(&asker, &templates, &opts, &record).await,
                 )
             });
+            running.insert(handle.id(), i);
         }
-        let Some(joined) = tasks.join_next().await else {
+        let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
-        let Ok((i, id, result)) = joined else {
-            continue;
+        let (i, id, result) = match joined {
+            Ok((task, done)) => {
+                running.remove(&task);
+                done
+            }
+            // A bug in one row must not cost the others their results: the row is
+            // recorded as failed, with its original kept.
+            Err(e) => {
+                let i = running.remove(&e.id()).expect("spawned here");
+                let r = &records[i];
+                (i, r.id.clone(), Ok(Outcome::crashed(r, &e.to_string())))
+            }
         };
         let Ok(outcome): Result<Outcome, Cancelled> = result else {
             continue;

@@ -84,6 +84,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A row whose task died: failed, original kept.
+    pub fn crashed(r: &Record, why: &str) -> Self {
+        Self {
+            state: RefineState::Failed,
+            proposed: false,
+            error: Some(format!("internal error: {why}")),
+            probe_output: None,
+            evaluation: None,
+            eval_score: None,
+            rounds: Vec::new(),
+            instruction: r.instruction.clone().unwrap_or_default(),
+            input: r.input.clone().unwrap_or_default(),
+            output: r.output.clone().unwrap_or_default(),
+            usage: Usage::default(),
+        }
+    }
+
     pub fn order_disagreements(&self) -> i64 {
         self.rounds.iter().filter(|r| r.orders_disagree).count() as i64
     }
@@ -129,6 +146,23 @@ impl RowRun<'_> {
         reasks: u32,
         readable: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<String, AskError> {
+        self.ask_seeded(who, which, vars, max_tokens, reasks, None, readable)
+            .await
+    }
+
+    /// With a `seed`: requests that would otherwise be identical (a rewrite in round 3
+    /// with the same feedback as round 2) are different requests, not one cache hit.
+    #[allow(clippy::too_many_arguments)]
+    async fn ask_seeded(
+        &mut self,
+        who: Who,
+        which: fn(&Templates) -> &crate::judge::prompt::PromptTemplate,
+        vars: serde_json::Value,
+        max_tokens: u32,
+        reasks: u32,
+        seed: Option<u64>,
+        readable: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<String, AskError> {
         self.asker
             .ask(
                 who,
@@ -136,6 +170,7 @@ impl RowRun<'_> {
                 &vars,
                 max_tokens,
                 reasks,
+                seed,
                 readable,
                 &mut self.usage,
             )
@@ -292,7 +327,7 @@ async fn refine_inner(
                 .unwrap_or_else(|| e0.clone())
         });
         let raw = run
-            .ask(
+            .ask_seeded(
                 Who::Strong,
                 |t| &t.rewrite,
                 json!({
@@ -302,6 +337,7 @@ async fn refine_inner(
                 }),
                 o.rewrite_max_tokens,
                 0,
+                Some(u64::from(r)),
                 &always,
             )
             .await?;

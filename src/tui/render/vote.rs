@@ -17,7 +17,10 @@ use crate::tui::vote::VoteView;
 
 pub fn title_spans(v: &VoteView, bar: Style, t: &Theme) -> Vec<Span<'static>> {
     let width = 20usize;
-    let filled = (v.submitted * width).checked_div(v.total).unwrap_or(width);
+    let filled = (v.submitted * width)
+        .checked_div(v.total)
+        .unwrap_or(width)
+        .min(width);
     let role = if v.adjudicator {
         "adjudicating"
     } else {
@@ -33,7 +36,7 @@ pub fn title_spans(v: &VoteView, bar: Style, t: &Theme) -> Vec<Span<'static>> {
             format!(
                 "│ [{}{}] {} of {} submitted ",
                 "█".repeat(filled),
-                "░".repeat(width - filled),
+                "░".repeat(width.saturating_sub(filled)),
                 v.submitted,
                 v.total
             ),

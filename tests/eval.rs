@@ -573,8 +573,13 @@ fn a_session_can_compare_two_versions_inside_the_workspace() {
         "--b-stage",
         "aido.refine",
     ]);
-    assert!(out.contains("7 of 7 items"), "{out}");
+    // Rows the stage left as they were (failed, unchanged, no verdict) compare equal
+    // and are left out.
+    assert!(out.contains("4 of 4 items"), "{out}");
     let s = session::load(&db(&ws), "cols").unwrap();
+    let mut ids: Vec<&str> = s.items.iter().map(|i| i.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["DISAGREE", "LOSE", "WIN1", "WIN3"]);
     let win1 = s.items.iter().find(|i| i.id == "WIN1").unwrap();
     assert_eq!(
         win1.a.instruction,

@@ -399,6 +399,19 @@ fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
     );
     assert_eq!(by_instr("FAIL")["output"], "bonjour");
 
+    // A decision after the merge makes its result stale: export refuses until it reruns.
+    decide(&ws, &[("DISAGREE", ReviewState::Approved, None)]);
+    let out = gleaner_cmd(&[
+        "export",
+        ws.to_str().unwrap(),
+        "-o",
+        dir.path().join("stale.jsonl").to_str().unwrap(),
+        "--merged",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out of date"));
+    decide(&ws, &[("DISAGREE", ReviewState::Rejected, None)]);
+
     // Dropping rejected revisions, through the canonical format.
     let drop = write(
         dir.path(),

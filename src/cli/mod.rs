@@ -453,6 +453,24 @@ fn refuse_to_overwrite(ws: &Workspace, out: &Path) -> Result<(), UserError> {
     Ok(())
 }
 
+/// A merge that review decisions have moved on from would export yesterday's choices.
+fn refuse_stale_merge(ws: &Workspace, stage: &str) -> Result<(), UserError> {
+    let db = ws.db()?;
+    let err = |e: rusqlite::Error| UserError::new(e.to_string());
+    let merged: Option<i64> = db
+        .meta(&crate::store::decisions::merged_at_key(stage))
+        .map_err(err)?
+        .and_then(|v| v.parse().ok());
+    let now = crate::store::decisions::last_id(&db).map_err(err)?;
+    match merged {
+        Some(seen) if seen >= now => Ok(()),
+        _ => Err(UserError::new(format!(
+            "review decisions changed after `{stage}` last ran; its result is out of date"
+        ))
+        .with_hint("run the recipe with the aido.merge stage again, then export")),
+    }
+}
+
 /// The rows an `aido.merge` stage kept, with its final texts (and provenance).
 fn merged_frame(
     frame: &polars::prelude::DataFrame,
@@ -541,7 +559,10 @@ fn export(args: &ExportArgs) -> Result<(), UserError> {
             .map_err(|e| UserError::new(format!("--filter: {e}")))?;
     }
     let frame = match &args.merged {
-        Some(stage) => merged_frame(&frame, &sidecar_cols, stage, args.provenance)?,
+        Some(stage) => {
+            refuse_stale_merge(&ws, stage)?;
+            merged_frame(&frame, &sidecar_cols, stage, args.provenance)?
+        }
         None => frame.drop_many(sidecar_cols),
     };
     let report = export_frame(&frame, &args.output, args.format)?;

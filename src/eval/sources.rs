@@ -35,7 +35,8 @@ fn extra_text(r: &Record, field: &str) -> Option<String> {
 }
 
 /// A = the original, B = the revision (a reviewer's edit when there is one), for every
-/// row the refine stage revised. `stratify` names a snapshot or stage column.
+/// row the refine stage revised whose revision would ship (approved, edited, or proposed
+/// and not yet reviewed). `stratify` names a snapshot or stage column.
 pub fn from_refine(
     ws: &Workspace,
     db: &Db,
@@ -63,8 +64,16 @@ pub fn from_refine(
                 .collect()
         }
     };
+    // Compare what would ship: rejected revisions, and revisions the stage did not
+    // propose that nobody approved, are not "ours".
+    use crate::store::decisions::ReviewState;
     Ok(items
         .into_iter()
+        .filter(|it| match it.state() {
+            ReviewState::Rejected => false,
+            ReviewState::Pending => it.proposed,
+            ReviewState::Approved | ReviewState::Edited => true,
+        })
         .map(|it| NewItem {
             stratum: strata.get(&it.id).cloned(),
             a: it.original.clone(),
@@ -113,7 +122,7 @@ pub fn from_files(
 /// A and B from the workspace itself: each version is the snapshot's texts (`snapshot`)
 /// or the `instruction` / `input` / `output` columns a stage wrote (e.g. `aido.merge`),
 /// falling back to the snapshot's for a column the stage lacks. Rows where either
-/// version has no texts are left out.
+/// version has no texts, rows a merge dropped, and identical pairs are left out.
 pub fn from_columns(
     ws: &Workspace,
     a: &str,
@@ -177,7 +186,16 @@ pub fn from_columns(
             output,
         })
     };
+    // A merge's dropped rows are not in the dataset; identical pairs tell nothing.
+    let dropped = |v: &str, i: usize| {
+        frame
+            .column(&format!("{v}.included"))
+            .ok()
+            .and_then(|c| c.bool().ok().and_then(|c| c.get(i)))
+            == Some(false)
+    };
     let items: Vec<NewItem> = (0..frame.height())
+        .filter(|i| !dropped(a, *i) && !dropped(b, *i))
         .filter_map(|i| {
             Some(NewItem {
                 id: ids.get(i)?.to_string(),
@@ -186,6 +204,7 @@ pub fn from_columns(
                 stratum: strata.as_ref().and_then(|s| s.get(i)).map(str::to_string),
             })
         })
+        .filter(|it| it.a != it.b)
         .collect();
     if items.is_empty() {
         return Err(UserError::new(format!(

@@ -190,8 +190,14 @@ pub fn run_merge(
         return Ok(summary);
     }
     let run_id = start_run(db, spec, opts)?;
+    let seen = crate::store::decisions::last_id(db).map_err(|e| UserError::new(e.to_string()))?;
     let fresh = merge::sidecar_frame(&rows).map_err(|e| UserError::new(e.to_string()))?;
     summary.sidecar = Some(write_stage_sidecar(ws, &name, fresh, opts.shard)?);
+    db.set_meta(
+        &crate::store::decisions::merged_at_key(&name),
+        &seen.to_string(),
+    )
+    .map_err(|e| UserError::new(e.to_string()))?;
     summary.ok = counts.rows;
     report(&RunEvent::Note(format!(
         "{name}: {} rows: {} original, {} revised, {} edited; {} dropped{}",

@@ -213,6 +213,21 @@ pub fn history(db: &Db, kind: &str, item: &str) -> rusqlite::Result<Vec<Event>> 
     rows.collect()
 }
 
+/// The newest review event's id (0 when there is none): a merge records it, and an
+/// export of that merge can tell whether decisions were made since.
+pub fn last_id(db: &Db) -> rusqlite::Result<i64> {
+    db.conn.query_row(
+        "SELECT COALESCE(MAX(id), 0) FROM decisions WHERE kind LIKE 'review:%'",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The meta key under which merge stage `name` records [`last_id`].
+pub fn merged_at_key(name: &str) -> String {
+    format!("merge:{name}:last_decision")
+}
+
 /// The decision kind of a refine stage's review.
 pub fn review_kind(stage: &str) -> String {
     format!("review:{stage}")

@@ -590,6 +590,16 @@ fn a_session_can_compare_two_versions_inside_the_workspace() {
         (s.config.a_label.as_str(), s.config.b_label.as_str()),
         ("snapshot", "aido.refine")
     );
+    // From the refine run: only revisions that would ship (LOSE was not proposed).
+    let out = gleaner_ok(&[
+        "eval",
+        "new",
+        "-w",
+        ws.to_str().unwrap(),
+        "--name",
+        "refined",
+    ]);
+    assert!(out.contains("3 of 3 items"), "{out}");
     let bad = assert_cmd::Command::cargo_bin("gleaner")
         .unwrap()
         .args([

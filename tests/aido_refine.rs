@@ -173,6 +173,17 @@ fn every_branch_of_the_loop_leaves_its_documented_fields() {
     assert_eq!(r["rounds_used"], AnyValue::Int64(2));
     let t = trace(&r);
     assert_eq!(t[0]["orders_disagree"], true);
+    // Round 2 hears from the reading that preferred the original.
+    let rw = asked(
+        &run.bodies,
+        "You improve instruction-tuning data",
+        "DISAGREE",
+    );
+    assert!(
+        rw[1].contains("(in this comparison the revision was shown as A and the original as B) DISAGREE round 1 feedback"),
+        "{}",
+        rw[1]
+    );
     assert_eq!(t[0]["winner"], "A");
     assert_eq!(t[1]["winner"], "B");
     assert_eq!(s(&r["state"]), "revised");

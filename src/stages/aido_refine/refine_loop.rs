@@ -65,6 +65,21 @@ pub struct Round {
     pub note: Option<String>,
 }
 
+impl Round {
+    /// What the next rewrite is told: the explanation of the reading that preferred
+    /// the original (with the swapped reading's labels spelled out), else the first.
+    pub fn feedback_for_next(&self) -> Option<String> {
+        if self.winner_ab != Some(Winner::A) && self.winner_ba == Some(Winner::B) {
+            return self.explanation_ba.as_ref().map(|e| {
+                format!(
+                    "(in this comparison the revision was shown as A and the original as B) {e}"
+                )
+            });
+        }
+        self.explanation_ab.clone()
+    }
+}
+
 /// The final word on one row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -323,7 +338,7 @@ async fn refine_inner(
             out.rounds
                 .iter()
                 .rev()
-                .find_map(|x| x.explanation_ab.clone())
+                .find_map(Round::feedback_for_next)
                 .unwrap_or_else(|| e0.clone())
         });
         let raw = run

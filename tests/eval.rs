@@ -670,16 +670,11 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
     fn start(&self, name: &str, command: &str) {
-        let verb = if self.run(&["list-sessions"]).is_empty() {
-            "new-session"
-        } else {
-            "new-session"
-        };
         let status = Command::new("tmux")
             .args([
                 "-L",
                 &self.socket,
-                verb,
+                "new-session",
                 "-d",
                 "-s",
                 name,

@@ -179,16 +179,14 @@ pub fn vote_keys(s: &mut AppState, action: Action, fx: &mut Vec<Effect>) {
                 seconds: v.shown_at.elapsed().as_secs_f64(),
             });
         }
-        Action::VoteSubmitted(item_id) => {
-            if v.item().is_some_and(|i| i.item_id == item_id) {
-                v.queue.remove(0);
-                v.submitted += 1;
-                v.fresh_item();
-                s.status = Some((
-                    format!("saved ({} of {})", v.submitted, v.total),
-                    Level::Info,
-                ));
-            }
+        Action::VoteSubmitted(item_id) if v.item().is_some_and(|i| i.item_id == item_id) => {
+            v.queue.remove(0);
+            v.submitted += 1;
+            v.fresh_item();
+            s.status = Some((
+                format!("saved ({} of {})", v.submitted, v.total),
+                Level::Info,
+            ));
         }
         _ => {}
     }

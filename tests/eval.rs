@@ -8,8 +8,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::tmux::Tmux;
 use common::*;
 use gleaner::eval::session;
 use gleaner::eval::votes::{self, Side};
@@ -642,81 +643,6 @@ fn sampling_is_seeded_and_stratified() {
         .filter(|i| i.stratum.as_deref() == Some("qa"))
         .count();
     assert_eq!((s.items.len(), qa), (4, 2));
-}
-
-/// A private tmux server running one gleaner per window.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new() -> Self {
-        let socket = format!(
-            "gleaner-eval-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        Self { socket }
-    }
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn start(&self, name: &str, command: &str) {
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &self.socket,
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "120",
-                "-y",
-                "30",
-                command,
-            ])
-            .status()
-            .expect("tmux is installed by `make test`");
-        assert!(status.success());
-    }
-    fn screen(&self, name: &str) -> String {
-        self.run(&["capture-pane", "-p", "-t", name])
-    }
-    fn keys(&self, name: &str, keys: &str) {
-        self.run(&["send-keys", "-t", name, keys]);
-    }
-    fn wait(&self, name: &str, what: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.screen(name).contains(what) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-    fn pid(&self, name: &str) -> String {
-        self.run(&["list-panes", "-t", name, "-F", "#{pane_pid}"])
-            .trim()
-            .to_string()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
 }
 
 /// How many submissions the screen acknowledges ("k of N submitted").

@@ -8,9 +8,10 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::aido_judge::*;
+use common::tmux::Tmux;
 use common::*;
 use gleaner::review::ReviewFilter;
 use gleaner::store::Workspace;
@@ -446,101 +447,26 @@ fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
     );
 }
 
-/// A private tmux server: the binary gets a real terminal, and the screen can be read
-/// as the user sees it.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Self {
-        let socket = format!("gleaner-test-{}-{}", std::process::id(), rand_suffix());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "120",
-                "-y",
-                "30",
-                command,
-            ])
-            .status()
-            .expect("tmux is installed by `make test`");
-        assert!(ok.success());
-        Self { socket }
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn wait_for(&self, what: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.screen().contains(what) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        false
-    }
-
-    fn pid(&self) -> String {
-        self.tmux(&["list-panes", "-t", "t", "-F", "#{pane_pid}"])
-            .trim()
-            .to_string()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
 #[test]
 fn kill_9_after_approvals_loses_no_acknowledged_decision() {
     let (_dir, ws) = refined();
     let bin = assert_cmd::cargo::cargo_bin("gleaner");
-    let tmux = Tmux::start(&format!(
-        "exec {} review {} --as killer",
-        bin.display(),
-        ws.display()
-    ));
-    assert!(tmux.wait_for("reviewed 0 of 4"), "{}", tmux.screen());
+    let tmux = Tmux::new();
+    tmux.start(
+        "t",
+        &format!("exec {} review {} --as killer", bin.display(), ws.display()),
+    );
+    assert!(tmux.wait("t", "reviewed 0 of 4"), "{}", tmux.screen("t"));
     for (n, key) in ["a", "x", "a"].iter().enumerate() {
-        tmux.tmux(&["send-keys", "-t", "t", key]);
+        tmux.keys("t", key);
         // The screen counts a decision only once it is written.
         assert!(
-            tmux.wait_for(&format!("reviewed {} of 4", n + 1)),
+            tmux.wait("t", &format!("reviewed {} of 4", n + 1)),
             "{}",
-            tmux.screen()
+            tmux.screen("t")
         );
     }
-    let pid = tmux.pid();
+    let pid = tmux.pid("t");
     assert!(
         Command::new("kill")
             .args(["-9", &pid])
@@ -565,10 +491,13 @@ fn kill_9_after_approvals_loses_no_acknowledged_decision() {
         .unwrap();
     assert_eq!(who, "killer");
     // Reopened, the screen shows the same three decisions.
-    let again = Tmux::start(&format!(
-        "exec {} review {} --as killer",
-        bin.display(),
-        ws.display()
-    ));
-    assert!(again.wait_for("reviewed 3 of 4"), "{}", again.screen());
+    tmux.start(
+        "again",
+        &format!("exec {} review {} --as killer", bin.display(), ws.display()),
+    );
+    assert!(
+        tmux.wait("again", "reviewed 3 of 4"),
+        "{}",
+        tmux.screen("again")
+    );
 }

@@ -3,6 +3,7 @@
 
 pub mod aido_judge;
 pub mod fake_openai;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 

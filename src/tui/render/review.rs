@@ -107,7 +107,7 @@ fn status_line(item: &ReviewItem, t: &Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-pub fn side_lines(texts: &Texts, t: &Theme) -> Vec<Line<'static>> {
+fn side_lines(texts: &Texts, t: &Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     for (name, get) in FIELDS {
         lines.push(Line::from(Span::styled(
@@ -261,6 +261,50 @@ fn trace_lines(item: &ReviewItem, width: usize, t: &Theme) -> Vec<Line<'static>>
     lines
 }
 
+/// Two versions side by side, scrolling together, or (with `diff_title`) one inline
+/// word diff of the first into the second. The review and voting screens share it.
+pub fn draw_pair(
+    f: &mut Frame,
+    area: Rect,
+    first: (&str, &Texts),
+    second: (&str, &Texts),
+    diff_title: Option<&str>,
+    scroll: usize,
+    t: &Theme,
+) {
+    let scroll = (scroll.min(u16::MAX as usize) as u16, 0);
+    let pane = |title: &str| {
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(Style::default().fg(t.muted))
+            .title(Span::styled(
+                title.to_string(),
+                Style::default().fg(t.accent),
+            ))
+    };
+    if let Some(title) = diff_title {
+        f.render_widget(
+            Paragraph::new(diff_lines(first.1, second.1, t))
+                .block(pane(title))
+                .wrap(Wrap { trim: false })
+                .scroll(scroll),
+            area,
+        );
+        return;
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    for (area, (title, texts)) in [(left, first), (right, second)] {
+        f.render_widget(
+            Paragraph::new(side_lines(texts, t))
+                .block(pane(title))
+                .wrap(Wrap { trim: false })
+                .scroll(scroll),
+            area,
+        );
+    }
+}
+
 pub fn draw(f: &mut Frame, body: Rect, s: &AppState) {
     let Some(v) = &s.review else { return };
     let t = &s.theme;
@@ -288,48 +332,20 @@ pub fn draw(f: &mut Frame, body: Rect, s: &AppState) {
     .areas(body);
     f.render_widget(Paragraph::new(status_line(item, t)), status);
     let border = Style::default().fg(t.muted);
-    let scroll = (v.scroll.min(u16::MAX as usize) as u16, 0);
-    if v.diff {
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(border)
-            .title(Span::styled(
-                " original → revised (word diff) ",
-                Style::default().fg(t.accent),
-            ));
-        f.render_widget(
-            Paragraph::new(diff_lines(&item.original, item.revised(), t))
-                .block(block)
-                .wrap(Wrap { trim: false })
-                .scroll(scroll),
-            texts,
-        );
+    let revised_title = if item.current.edit.is_some() {
+        " revised (human-edited) "
     } else {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(texts);
-        let revised_title = if item.current.edit.is_some() {
-            " revised (human-edited) "
-        } else {
-            " revised "
-        };
-        for (area, title, texts) in [
-            (left, " original ", &item.original),
-            (right, revised_title, item.revised()),
-        ] {
-            let block = Block::default()
-                .borders(Borders::ALL)
-                .border_style(border)
-                .title(Span::styled(title, Style::default().fg(t.accent)));
-            f.render_widget(
-                Paragraph::new(side_lines(texts, t))
-                    .block(block)
-                    .wrap(Wrap { trim: false })
-                    .scroll(scroll),
-                area,
-            );
-        }
-    }
+        " revised "
+    };
+    draw_pair(
+        f,
+        texts,
+        (" original ", &item.original),
+        (revised_title, item.revised()),
+        v.diff.then_some(" original → revised (word diff) "),
+        v.scroll,
+        t,
+    );
     if v.trace {
         let block = Block::default()
             .borders(Borders::TOP)

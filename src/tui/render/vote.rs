@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::centered;
-use super::review::{diff_lines, side_lines};
+use super::review::draw_pair;
 use crate::eval::votes::Side;
 use crate::tui::state::AppState;
 use crate::tui::theme::Theme;
@@ -139,40 +139,16 @@ pub fn draw(f: &mut Frame, body: Rect, s: &AppState) {
     let panel_h = item.aspects.len() as u16 + 3;
     let [texts, panel] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(panel_h)]).areas(body);
+    draw_pair(
+        f,
+        texts,
+        (" Left ", &item.left),
+        (" Right ", &item.right),
+        v.diff.then_some(" Left → Right (word diff) "),
+        v.scroll,
+        t,
+    );
     let border = Style::default().fg(t.muted);
-    let scroll = (v.scroll.min(u16::MAX as usize) as u16, 0);
-    if v.diff {
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(border)
-            .title(Span::styled(
-                " Left → Right (word diff) ",
-                Style::default().fg(t.accent),
-            ));
-        f.render_widget(
-            Paragraph::new(diff_lines(&item.left, &item.right, t))
-                .block(block)
-                .wrap(Wrap { trim: false })
-                .scroll(scroll),
-            texts,
-        );
-    } else {
-        let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-            .areas(texts);
-        for (area, title, side) in [(l, " Left ", &item.left), (r, " Right ", &item.right)] {
-            let block = Block::default()
-                .borders(Borders::ALL)
-                .border_style(border)
-                .title(Span::styled(title, Style::default().fg(t.accent)));
-            f.render_widget(
-                Paragraph::new(side_lines(side, t))
-                    .block(block)
-                    .wrap(Wrap { trim: false })
-                    .scroll(scroll),
-                area,
-            );
-        }
-    }
     let block = Block::default()
         .borders(Borders::TOP)
         .border_style(border)

@@ -20,8 +20,6 @@ use gleaner::tui::app::App;
 use gleaner::tui::keymap::Keymap;
 use gleaner::tui::state::Mode;
 use gleaner::tui::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 const N: usize = 8;
 
@@ -66,20 +64,6 @@ fn setup(extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     (dir, ws)
 }
 
-fn gleaner_ok(args: &[&str]) -> String {
-    let out = assert_cmd::Command::cargo_bin("gleaner")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn db(ws: &Path) -> gleaner::store::Db {
     Workspace::open(ws).unwrap().db().unwrap()
 }
@@ -96,12 +80,6 @@ fn voter(ws: &Path, who: &str) -> App {
     app.dispatch(loaded);
     assert_eq!(app.state.mode, Mode::Vote, "{:?}", app.state.status);
     app
-}
-
-fn screen(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(app.state.width, app.state.height)).unwrap();
-    app.draw(&mut t).unwrap();
-    format!("{}", t.backend())
 }
 
 /// Vote `sides` (one per aspect) on the current item and submit it.
@@ -520,19 +498,13 @@ fn votes_move_between_workspaces_idempotently_and_conflicts_are_refused() {
         .replace("\"annotator\":\"bo\"", "\"annotator\":\"cy\"");
     let bad_plus = write(dir.path(), "bad_plus.jsonl", format!("{changed}{extra}\n"));
     for f in [&bad, &bad_plus] {
-        let out = assert_cmd::Command::cargo_bin("gleaner")
-            .unwrap()
-            .args([
-                "eval",
-                "import-votes",
-                "-w",
-                copy.to_str().unwrap(),
-                f.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        let err = gleaner_err(&[
+            "eval",
+            "import-votes",
+            "-w",
+            copy.to_str().unwrap(),
+            f.to_str().unwrap(),
+        ]);
         assert!(
             err.contains("2 conflicting vote(s)") && err.contains("here left, in the file right"),
             "{err}"
@@ -545,18 +517,14 @@ fn votes_move_between_workspaces_idempotently_and_conflicts_are_refused() {
     );
     // Votes of another session with the same name are refused.
     let (_d3, other) = setup(&["--seed", "99"]);
-    let out = assert_cmd::Command::cargo_bin("gleaner")
-        .unwrap()
-        .args([
-            "eval",
-            "import-votes",
-            "-w",
-            other.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("belong to another session"));
+    let err = gleaner_err(&[
+        "eval",
+        "import-votes",
+        "-w",
+        other.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(err.contains("belong to another session"), "{err}");
 }
 
 #[test]
@@ -601,25 +569,21 @@ fn a_session_can_compare_two_versions_inside_the_workspace() {
         "refined",
     ]);
     assert!(out.contains("3 of 3 items"), "{out}");
-    let bad = assert_cmd::Command::cargo_bin("gleaner")
-        .unwrap()
-        .args([
-            "eval",
-            "new",
-            "-w",
-            ws.to_str().unwrap(),
-            "--name",
-            "x",
-            "--a-stage",
-            "snapshot",
-            "--b-stage",
-            "nope",
-        ])
-        .output()
-        .unwrap();
+    let err = gleaner_err(&[
+        "eval",
+        "new",
+        "-w",
+        ws.to_str().unwrap(),
+        "--name",
+        "x",
+        "--a-stage",
+        "snapshot",
+        "--b-stage",
+        "nope",
+    ]);
     assert!(
-        String::from_utf8_lossy(&bad.stderr)
-            .contains("`nope` has no instruction, input or output columns")
+        err.contains("`nope` has no instruction, input or output columns"),
+        "{err}"
     );
 }
 

@@ -21,8 +21,6 @@ use gleaner::tui::app::App;
 use gleaner::tui::keymap::Keymap;
 use gleaner::tui::state::Mode;
 use gleaner::tui::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 /// A workspace where `aido.refine` ran over every scripted branch (4 revisions:
 /// WIN1, WIN3, LOSE (lost every round, not proposed), DISAGREE).
@@ -43,12 +41,6 @@ fn app(ws: &Path) -> App {
     app.dispatch(Action::Review);
     assert_eq!(app.state.mode, Mode::Review, "{:?}", app.state.status);
     app
-}
-
-fn screen(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(app.state.width, app.state.height)).unwrap();
-    app.draw(&mut t).unwrap();
-    format!("{}", t.backend())
 }
 
 fn ids(app: &App) -> Vec<String> {
@@ -272,14 +264,6 @@ fn bulk_decisions_ask_first_and_cover_exactly_the_filter() {
     assert!(ids(&app).is_empty());
 }
 
-fn gleaner_cmd(args: &[&str]) -> std::process::Output {
-    assert_cmd::Command::cargo_bin("gleaner")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn decide(ws: &Path, choices: &[(&str, ReviewState, Option<&str>)]) {
     let db = Workspace::open(ws).unwrap().db().unwrap();
     let changes: Vec<_> = choices
@@ -315,9 +299,7 @@ fn jsonl(path: &Path) -> HashMap<String, serde_json::Value> {
 fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
     let (dir, ws) = refined();
     let merge = write(dir.path(), "merge.toml", "[[stage]]\nid = \"aido.merge\"\n");
-    let out = gleaner_cmd(&["run", merge.to_str().unwrap(), "-w", ws.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = gleaner_err(&["run", merge.to_str().unwrap(), "-w", ws.to_str().unwrap()]);
     assert!(err.contains("3 revision(s) still pending review"), "{err}");
     assert!(err.contains("gleaner review"), "{err}");
     decide(
@@ -332,14 +314,9 @@ fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
             ("DISAGREE", ReviewState::Rejected, None),
         ],
     );
-    let out = gleaner_cmd(&["run", merge.to_str().unwrap(), "-w", ws.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gleaner_ok(&["run", merge.to_str().unwrap(), "-w", ws.to_str().unwrap()]);
     let file = dir.path().join("final.jsonl");
-    let out = gleaner_cmd(&[
+    gleaner_ok(&[
         "export",
         ws.to_str().unwrap(),
         "-o",
@@ -349,11 +326,6 @@ fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
         "--merged",
         "--provenance",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(&file).unwrap();
     let rows: Vec<serde_json::Value> = text
         .lines()
@@ -402,15 +374,14 @@ fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
 
     // A decision after the merge makes its result stale: export refuses until it reruns.
     decide(&ws, &[("DISAGREE", ReviewState::Approved, None)]);
-    let out = gleaner_cmd(&[
+    let err = gleaner_err(&[
         "export",
         ws.to_str().unwrap(),
         "-o",
         dir.path().join("stale.jsonl").to_str().unwrap(),
         "--merged",
     ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("out of date"));
+    assert!(err.contains("out of date"), "{err}");
     decide(&ws, &[("DISAGREE", ReviewState::Rejected, None)]);
 
     // Dropping rejected revisions, through the canonical format.
@@ -419,14 +390,9 @@ fn merge_refuses_pending_revisions_then_exports_the_reviewed_dataset() {
         "merge-drop.toml",
         "[[stage]]\nid = \"aido.merge\"\non_rejected = \"drop\"\n",
     );
-    let out = gleaner_cmd(&["run", drop.to_str().unwrap(), "-w", ws.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gleaner_ok(&["run", drop.to_str().unwrap(), "-w", ws.to_str().unwrap()]);
     let file = dir.path().join("final2.jsonl");
-    gleaner_cmd(&[
+    gleaner_ok(&[
         "export",
         ws.to_str().unwrap(),
         "-o",

@@ -39,18 +39,6 @@ fn workspace(dir: &Path) -> PathBuf {
     ws
 }
 
-fn gleaner(args: &[&str]) -> std::process::Output {
-    assert_cmd::Command::cargo_bin("gleaner")
-        .unwrap()
-        .env(
-            "GLEANER_LOG",
-            std::env::temp_dir().join("gleaner-stage-test.log"),
-        )
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn aido_classify_marks_rejected_rows_and_deletes_none() {
     let rt = runtime();

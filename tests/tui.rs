@@ -16,8 +16,6 @@ use gleaner::tui::app::App;
 use gleaner::tui::keymap::Keymap;
 use gleaner::tui::state::Mode;
 use gleaner::tui::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -51,12 +49,6 @@ fn act(app: &mut App, actions: impl IntoIterator<Item = Action>) {
             "jobs did not finish"
         );
     }
-}
-
-fn screen(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(app.state.width, app.state.height)).unwrap();
-    app.draw(&mut t).unwrap();
-    format!("{}", t.backend())
 }
 
 fn view_ids(f: &Fixture) -> Vec<String> {

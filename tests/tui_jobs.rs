@@ -12,8 +12,6 @@ use gleaner::tui::app::App;
 use gleaner::tui::keymap::Keymap;
 use gleaner::tui::state::{Mode, RunOutcome};
 use gleaner::tui::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
 const RATING: &str =
     "{\"Rarity\": 6, \"Complexity\": 7, \"Informativeness\": 8, \"Overall rating\": 8}";
@@ -26,12 +24,6 @@ fn server(delay: Duration) -> (tokio::runtime::Runtime, FakeServer) {
         .unwrap();
     let s = rt.block_on(start_with(move |_| Reply::ok(RATING).delayed(delay)));
     (rt, s)
-}
-
-fn screen(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(app.state.width, app.state.height)).unwrap();
-    app.draw(&mut t).unwrap();
-    format!("{}", t.backend())
 }
 
 fn open(ws: &gleaner::store::Workspace) -> App {

@@ -185,3 +185,42 @@ pub fn strs(df: &DataFrame, col: &str) -> Vec<Option<String>> {
         .map(|v| v.map(str::to_string))
         .collect()
 }
+
+/// The binary with `args`, its log kept out of the way.
+pub fn gleaner(args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("gleaner")
+        .unwrap()
+        .env("GLEANER_LOG", std::env::temp_dir().join("gleaner-test.log"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `gleaner args`, asserting success; its stdout.
+pub fn gleaner_ok(args: &[&str]) -> String {
+    let out = gleaner(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `gleaner args`, asserting failure; its stderr.
+pub fn gleaner_err(args: &[&str]) -> String {
+    let out = gleaner(args);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The app's screen as text (ratatui TestBackend at the app's size).
+pub fn screen(app: &gleaner::tui::app::App) -> String {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(
+        app.state.width,
+        app.state.height,
+    ))
+    .unwrap();
+    app.draw(&mut t).unwrap();
+    format!("{}", t.backend())
+}

@@ -2,17 +2,15 @@
 //! model named by `[model.<name>]` (or, for `score.ppl`, use a judge endpoint's
 //! logprobs), process the selected rows with progress and cancel, write the sidecar.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use super::embed;
 use super::judging::Progress;
 use super::recipe::{Recipe, RecipeModel, StageSpec};
 use super::runner::{
-    RunEvent, RunOptions, StageSummary, build_pool, finish_run, merge_rows, start_run,
+    RunContext, RunEvent, StageSummary, build_pool, finish_run, merge_rows, start_run,
     write_stage_sidecar,
 };
 use super::score_ppl;
@@ -22,7 +20,6 @@ use crate::judge::client::RetryPolicy;
 use crate::models::causal::{OnnxScorer, ServerScorer, SpanScorer};
 use crate::models::embedder::{EmbedOptions, Embedder};
 use crate::models::runtime::{Device, SessionOptions};
-use crate::store::Workspace;
 
 /// `[model.<name>]`'s directory: its `path` (relative to the recipe), else
 /// `$GLEANER_MODELS/<name>`, else the cache's `models/<name>` (`make models`).
@@ -63,20 +60,22 @@ pub fn load_embedder(recipe: &Recipe, name: &str) -> Result<Embedder, UserError>
     Embedder::load(&model_dir(recipe, name, table), session_options(table)?, eo)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    ws: &Workspace,
-    db: &crate::store::Db,
-    recipe: &Recipe,
+pub(crate) fn run(
+    cx: &RunContext,
     spec: &StageSpec,
     records: &[Record],
-    urls: &BTreeMap<(String, usize), String>,
-    opts: &RunOptions,
-    runtime: &tokio::runtime::Runtime,
-    cancel: &Arc<AtomicBool>,
     report: &mut dyn FnMut(&RunEvent),
     started: Instant,
 ) -> Result<StageSummary, UserError> {
+    let RunContext {
+        ws,
+        db,
+        recipe,
+        urls,
+        opts,
+        runtime,
+        cancel,
+    } = *cx;
     let name = spec.name().to_string();
     let mut summary = StageSummary::new(spec, records.len(), opts);
     let model = spec.model.as_deref().map(|m| (m, &recipe.model[m]));

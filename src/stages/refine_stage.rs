@@ -3,21 +3,19 @@
 //! summary. The method itself lives in `aido_refine` and `review::merge`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::aido_refine::asker::{Asker, Templates};
 use super::aido_refine::{self, RefineOptions};
 use super::judging::Progress;
-use super::recipe::{Recipe, StageSpec};
+use super::recipe::StageSpec;
 use super::runner::{
-    RunEvent, RunOptions, StageSummary, build_pool, finish_run, start_run, write_stage_sidecar,
+    RunContext, RunEvent, StageSummary, build_pool, finish_run, start_run, write_stage_sidecar,
 };
 use crate::data::record::Record;
 use crate::error::UserError;
 use crate::review::merge;
-use crate::store::Workspace;
 
 /// The loop's options: the preset's, then the recipe's own values.
 pub fn refine_options(spec: &StageSpec) -> RefineOptions {
@@ -49,20 +47,22 @@ pub fn refine_options(spec: &StageSpec) -> RefineOptions {
     o
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run_refine(
-    ws: &Workspace,
-    db: &crate::store::Db,
-    recipe: &Recipe,
+pub(crate) fn run_refine(
+    cx: &RunContext,
     spec: &StageSpec,
     records: &[Record],
-    urls: &BTreeMap<(String, usize), String>,
-    opts: &RunOptions,
-    runtime: &tokio::runtime::Runtime,
-    cancel: &Arc<AtomicBool>,
     report: &mut dyn FnMut(&RunEvent),
     started: Instant,
 ) -> Result<StageSummary, UserError> {
+    let RunContext {
+        ws,
+        db,
+        recipe,
+        urls,
+        opts,
+        runtime,
+        cancel,
+    } = *cx;
     let name = spec.name().to_string();
     let mut summary = StageSummary::new(spec, records.len(), opts);
     let strong_role = spec.endpoint.as_deref().expect("validated");
@@ -160,15 +160,14 @@ pub fn run_refine(
     Ok(summary)
 }
 
-pub fn run_merge(
-    ws: &Workspace,
-    db: &crate::store::Db,
+pub(crate) fn run_merge(
+    cx: &RunContext,
     spec: &StageSpec,
     records: &[Record],
-    opts: &RunOptions,
     report: &mut dyn FnMut(&RunEvent),
     started: Instant,
 ) -> Result<StageSummary, UserError> {
+    let RunContext { ws, db, opts, .. } = *cx;
     let name = spec.name().to_string();
     let refine = spec.refine_stage.as_deref().unwrap_or("aido.refine");
     let mut summary = StageSummary::new(spec, records.len(), opts);

@@ -233,6 +233,19 @@ fn ctrlc_thread(on_first: impl FnOnce() + Send + 'static) -> std::io::Result<()>
         .map(|_| ())
 }
 
+/// What every stage of one run shares: the workspace and its database, the recipe, the
+/// URLs of the local judges, the run's options, the async runtime and the cancel flag.
+#[derive(Clone, Copy)]
+pub(crate) struct RunContext<'a> {
+    pub ws: &'a Workspace,
+    pub db: &'a crate::store::Db,
+    pub recipe: &'a Recipe,
+    pub urls: &'a BTreeMap<(String, usize), String>,
+    pub opts: &'a RunOptions,
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub cancel: &'a Arc<AtomicBool>,
+}
+
 /// Run every stage of `recipe`, reporting through `report`, until done or `cancel`.
 pub fn run_recipe_with(
     ws: &Workspace,
@@ -255,9 +268,16 @@ pub fn run_recipe_with(
     let db = ws.db()?;
     let mut out = Vec::new();
     for spec in &recipe.stage {
-        let summary = run_stage(
-            ws, &db, recipe, spec, &urls, opts, &runtime, &cancel, report,
-        )?;
+        let cx = RunContext {
+            ws,
+            db: &db,
+            recipe,
+            urls: &urls,
+            opts,
+            runtime: &runtime,
+            cancel: &cancel,
+        };
+        let summary = run_stage(&cx, spec, report)?;
         let interrupted = summary.interrupted;
         report(&RunEvent::Finished(summary.clone()));
         out.push(summary);
@@ -426,35 +446,33 @@ fn select_rows(
     Ok(frame)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run_stage(
-    ws: &Workspace,
-    db: &crate::store::Db,
-    recipe: &Recipe,
+    cx: &RunContext,
     spec: &StageSpec,
-    urls: &BTreeMap<(String, usize), String>,
-    opts: &RunOptions,
-    runtime: &tokio::runtime::Runtime,
-    cancel: &Arc<AtomicBool>,
     report: &mut dyn FnMut(&RunEvent),
 ) -> Result<StageSummary, UserError> {
+    let RunContext {
+        ws,
+        db,
+        recipe,
+        urls,
+        opts,
+        runtime,
+        cancel,
+    } = *cx;
     let started = Instant::now();
     let name = spec.name().to_string();
     let frame = select_rows(ws, spec, opts.shard)?;
     let records = frame_to_records(&frame).map_err(|e| UserError::new(e.to_string()))?;
     if spec.is_model_stage() {
-        return super::model_stage::run(
-            ws, db, recipe, spec, &records, urls, opts, runtime, cancel, report, started,
-        );
+        return super::model_stage::run(cx, spec, &records, report, started);
     }
     match spec.id.as_str() {
         "aido.refine" => {
-            return super::refine_stage::run_refine(
-                ws, db, recipe, spec, &records, urls, opts, runtime, cancel, report, started,
-            );
+            return super::refine_stage::run_refine(cx, spec, &records, report, started);
         }
         "aido.merge" => {
-            return super::refine_stage::run_merge(ws, db, spec, &records, opts, report, started);
+            return super::refine_stage::run_merge(cx, spec, &records, report, started);
         }
         _ => {}
     }

@@ -37,6 +37,8 @@ pub struct App {
     pub editor: Option<String>,
     /// Decisions of the open review, written through here.
     pub review: Option<ReviewSession>,
+    /// The database the open voting screen submits through.
+    pub vote_db: Option<crate::store::Db>,
     /// A real terminal is in use: leave it for the editor and redraw fully after.
     pub in_terminal: bool,
     pub needs_clear: bool,
@@ -67,6 +69,7 @@ impl App {
             who: crate::util::current_user(),
             editor: None,
             review: None,
+            vote_db: None,
             in_terminal: false,
             needs_clear: false,
         };
@@ -109,8 +112,9 @@ impl App {
     /// adjudicator: the items with disputed aspects), Left/Right as placed for them.
     pub fn open_vote(&mut self, session: &str, who: &str) -> Action {
         match super::vote_queue::load(&self.workspace, session, who) {
-            Ok(view) => {
+            Ok((db, view)) => {
                 self.who = who.to_string();
+                self.vote_db = Some(db);
                 Action::VoteLoaded(Box::new(view))
             }
             Err(e) => Action::VoteFailed(e),
@@ -124,17 +128,10 @@ impl App {
         comment: Option<String>,
         seconds: f64,
     ) -> Action {
-        let Some(view) = self.state.vote.as_ref() else {
+        let (Some(view), Some(db)) = (self.state.vote.as_ref(), self.vote_db.as_ref()) else {
             return Action::VoteFailed("no session open".into());
         };
-        match super::vote_queue::submit(
-            &self.workspace,
-            view,
-            &item_id,
-            &votes,
-            comment.as_deref(),
-            seconds,
-        ) {
+        match super::vote_queue::submit(db, view, &item_id, &votes, comment.as_deref(), seconds) {
             Ok(()) => Action::VoteSubmitted(item_id),
             Err(e) => Action::VoteFailed(e),
         }

@@ -17,7 +17,8 @@ fn db(dir: &Path) -> Result<crate::store::Db, String> {
         .map_err(|e| e.message)
 }
 
-pub fn load(dir: &Path, name: &str, who: &str) -> Result<VoteView, String> {
+/// The queue, and the connection the screen's submissions go through.
+pub fn load(dir: &Path, name: &str, who: &str) -> Result<(crate::store::Db, VoteView), String> {
     let db = db(dir)?;
     let s = session::load(&db, name)?;
     let role = s.config.role(who).ok_or_else(|| {
@@ -102,7 +103,7 @@ pub fn load(dir: &Path, name: &str, who: &str) -> Result<VoteView, String> {
             (queue, total, resolved)
         }
     };
-    Ok(VoteView::new(
+    let view = VoteView::new(
         name,
         who,
         role == Role::Adjudicator,
@@ -110,21 +111,21 @@ pub fn load(dir: &Path, name: &str, who: &str) -> Result<VoteView, String> {
         queue,
         total,
         done,
-    ))
+    );
+    Ok((db, view))
 }
 
 pub fn submit(
-    dir: &Path,
+    db: &crate::store::Db,
     view: &VoteView,
     item_id: &str,
     cast: &[(String, Side)],
     comment: Option<&str>,
     seconds: f64,
 ) -> Result<(), String> {
-    let db = db(dir)?;
     if !view.adjudicator {
         return votes::submit(
-            &db,
+            db,
             &view.session,
             &view.annotator,
             item_id,
@@ -133,7 +134,7 @@ pub fn submit(
             seconds,
         );
     }
-    let a_on_left = session::placements(&db, &view.session, &view.annotator)?
+    let a_on_left = session::placements(db, &view.session, &view.annotator)?
         .into_iter()
         .find(|(id, _)| id == item_id)
         .map(|(_, p)| p.a_on_left)
@@ -142,5 +143,5 @@ pub fn submit(
         .iter()
         .map(|(aspect, side)| (aspect.clone(), Verdict::from_side(*side, a_on_left)))
         .collect();
-    votes::adjudicate(&db, &view.session, item_id, &verdicts, &view.annotator)
+    votes::adjudicate(db, &view.session, item_id, &verdicts, &view.annotator)
 }

@@ -59,7 +59,7 @@ fn main() {
     let batch: usize = std::env::var("BATCH")
         .ok()
         .and_then(|t| t.parse().ok())
-        .unwrap_or(EmbedOptions::default().batch_size);
+        .unwrap_or(0);
     let mut e = Embedder::load(
         &dir,
         SessionOptions { device, threads },
@@ -69,18 +69,19 @@ fn main() {
             token_budget: std::env::var("TOKEN_BUDGET")
                 .ok()
                 .and_then(|t| t.parse().ok())
-                .unwrap_or(EmbedOptions::default().token_budget),
+                .unwrap_or(0),
             ..EmbedOptions::default()
         },
     )
     .unwrap_or_else(|e| panic!("{}: run `make models` first", e.message));
+    let (batch, budget) = (e.opts.batch_size, e.opts.token_budget);
     e.embed(&refs[..64]).unwrap(); // warm up
     let t = Instant::now();
     let v = e.embed(&refs).unwrap();
     let ours = n as f64 / t.elapsed().as_secs_f64();
     assert_eq!(v.len(), n);
     println!(
-        "== embedder: {n} texts (demo conversations repeated), max length 256, batch {batch} (python peers 32), {threads} threads, {}",
+        "== embedder: {n} texts (demo conversations repeated), max length 256, batch {batch} / {budget} tokens (python peers 32), {threads} threads, {}",
         e.provider()
     );
     println!(

@@ -13,11 +13,13 @@ use gleaner::models::classifier::Classifier;
 use gleaner::models::embedder::{EmbedOptions, Embedder};
 use gleaner::models::runtime::{Device, Provider, SessionOptions};
 
+/// The CPU, or the device named by `GLEANER_TEST_DEVICE` (e.g. `cuda`) to run the
+/// same golden checks on a GPU machine; CI never sets it.
 fn cpu() -> SessionOptions {
-    SessionOptions {
-        device: Device::Cpu,
-        threads: 2,
-    }
+    let device = std::env::var("GLEANER_TEST_DEVICE")
+        .map(|d| Device::parse(&d).expect("GLEANER_TEST_DEVICE: auto, cpu, cuda or cuda:N"))
+        .unwrap_or(Device::Cpu);
+    SessionOptions { device, threads: 2 }
 }
 
 fn embedder() -> Embedder {
@@ -154,6 +156,10 @@ fn devices_and_wrong_models_get_clear_answers() {
     )
     .unwrap();
     let has_gpu = std::path::Path::new("/dev/nvidia0").exists();
+    if cpu().device != Device::Cpu {
+        // A GPU run of these tests (GLEANER_TEST_DEVICE=cuda): `auto` must find it.
+        assert_eq!(auto.provider(), Provider::Cuda(0));
+    }
     if !has_gpu {
         assert_eq!(auto.provider(), Provider::Cpu);
         let err = Embedder::load(

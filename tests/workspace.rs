@@ -271,3 +271,57 @@ fn every_row_is_kept_verbatim() {
     );
     assert!(ws.raw_row(2).is_err());
 }
+
+#[test]
+fn single_turn_conversations_are_stored_once_and_read_back_whole() {
+    use gleaner::data::frame::frame_to_records;
+    let dir = tempfile::tempdir().unwrap();
+    let alpaca = write(
+        dir.path(),
+        "a.jsonl",
+        concat!(
+            "{\"instruction\":\"Translate\",\"input\":\"chat\",\"output\":\"cat\",\"system\":\"Be brief.\"}\n",
+            "{\"instruction\":\"Name a colour\",\"input\":\"\",\"output\":\"red\",\"system\":\"\"}\n",
+            "{\"instruction\":\"\",\"input\":\"only input\",\"output\":\"ok\",\"system\":\"Be brief.\"}\n",
+            "{\"instruction\":\"Again\",\"input\":\"x\",\"output\":\"y\",\"system\":\"s\",\"history\":[[\"hi\",\"hello\"]]}\n",
+        ),
+    );
+    let sharegpt = write(
+        dir.path(),
+        "s.jsonl",
+        concat!(
+            "{\"conversations\":[{\"from\":\"human\",\"value\":\"two\\nlines\"},{\"from\":\"gpt\",\"value\":\"yes\"}]}\n",
+            "{\"conversations\":[{\"from\":\"system\",\"value\":\"sys\"},{\"from\":\"human\",\"value\":\"q\"},{\"from\":\"gpt\",\"value\":\"a\"}]}\n",
+            "{\"conversations\":[{\"from\":\"human\",\"value\":\"q1\"},{\"from\":\"gpt\",\"value\":\"a1\"},{\"from\":\"human\",\"value\":\"q2\"},{\"from\":\"gpt\",\"value\":\"a2\"}]}\n",
+        ),
+    );
+    // Rows whose conversation is rebuilt from instruction/input/output store none.
+    for (path, rebuilt) in [(&alpaca, 3), (&sharegpt, 1)] {
+        let ws_dir = dir.path().join(format!(
+            "{}.gleaner",
+            path.file_stem().unwrap().to_string_lossy()
+        ));
+        let (ws, _) =
+            Workspace::import(path, Some(&ws_dir), &LoadOptions::default(), false).unwrap();
+        let frame = ws.read_frame(None).unwrap();
+        assert_eq!(
+            frame.column("messages").unwrap().null_count(),
+            rebuilt,
+            "{}",
+            path.display()
+        );
+        let want = load_dataset(path, &LoadOptions::default()).unwrap().records;
+        let got = frame_to_records(&frame).unwrap();
+        assert_eq!(want.len(), got.len());
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(w.messages, g.messages, "{}", w.id);
+            assert_eq!(w.system, g.system, "{}", w.id);
+            assert_eq!(
+                (&w.instruction, &w.input, &w.output),
+                (&g.instruction, &g.input, &g.output),
+                "{}",
+                w.id
+            );
+        }
+    }
+}

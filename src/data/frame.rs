@@ -1,7 +1,9 @@
 //! Canonical records ⇄ the snapshot DataFrame.
 //!
 //! Snapshot columns: `id`, `source_line`, `system`, `instruction`, `input`, `output`,
-//! `chosen`, `rejected` (preference data only), `messages` (list of {role, content}),
+//! `chosen`, `rejected` (preference data only), `messages` (list of {role, content};
+//! null where it is exactly the single-turn conversation that instruction, input and
+//! output rebuild, so that text is stored once: see `Record::conversation_is_derived`),
 //! `n_turns`, `prompt_chars`, `response_chars`, `preview_prompt`, `preview_response`,
 //! then the dataset's own scalar fields (e.g. `category`), then `raw_offset`/`raw_len`
 //! (where the row, verbatim, sits in the workspace's `source.raw`).
@@ -11,7 +13,7 @@ use polars_arrow::array::ListArray;
 use polars_arrow::offset::OffsetsBuffer;
 use serde_json::Value;
 
-use super::record::{Message, Record, preview};
+use super::record::{Message, Record, preview, single_turn_messages};
 
 /// Enough for the widest table cell; longer text is read in the reader pane.
 pub const PREVIEW_CHARS: usize = 120;
@@ -140,15 +142,26 @@ pub fn records_to_frame_with(records: &[Record], extras: &[ExtraSpec]) -> Polars
 }
 
 fn messages_column(records: &[Record]) -> PolarsResult<Column> {
-    let total: usize = records.iter().map(|r| r.messages.len()).sum();
+    let stored: Vec<bool> = records
+        .iter()
+        .map(|r| !r.conversation_is_derived())
+        .collect();
+    let total: usize = records
+        .iter()
+        .zip(&stored)
+        .filter(|(_, s)| **s)
+        .map(|(r, _)| r.messages.len())
+        .sum();
     let mut roles = Vec::with_capacity(total);
     let mut contents = Vec::with_capacity(total);
     let mut offsets = Vec::with_capacity(records.len() + 1);
     offsets.push(0i64);
-    for r in records {
-        for m in &r.messages {
-            roles.push(m.role.as_str());
-            contents.push(m.content.as_str());
+    for (r, stored) in records.iter().zip(&stored) {
+        if *stored {
+            for m in &r.messages {
+                roles.push(m.role.as_str());
+                contents.push(m.content.as_str());
+            }
         }
         offsets.push(roles.len() as i64);
     }
@@ -164,7 +177,11 @@ fn messages_column(records: &[Record]) -> PolarsResult<Column> {
         true,
     )));
     let offsets: OffsetsBuffer<i64> = offsets.try_into()?;
-    let list = ListArray::<i64>::new(dtype, offsets, values, None);
+    let validity = stored
+        .iter()
+        .any(|s| !s)
+        .then(|| polars_arrow::bitmap::Bitmap::from_iter(stored.iter().copied()));
+    let list = ListArray::<i64>::new(dtype, offsets, values, validity);
     Ok(Series::from_arrow("messages".into(), Box::new(list))?.into_column())
 }
 
@@ -325,8 +342,18 @@ pub fn frame_to_records(df: &DataFrame) -> PolarsResult<Vec<Record>> {
             },
             ..Record::default()
         };
-        if let Some(turns) = messages.get_as_series(i) {
-            record.messages = messages_of(&turns)?;
+        match messages.get_as_series(i) {
+            Some(turns) => record.messages = messages_of(&turns)?,
+            None => {
+                if let (Some(instruction), Some(output)) = (&record.instruction, &record.output) {
+                    record.messages = single_turn_messages(
+                        record.system.as_deref(),
+                        instruction,
+                        record.input.as_deref().unwrap_or(""),
+                        output,
+                    );
+                }
+            }
         }
         for (name, col) in &extras {
             let value = super::reader::any_to_json(&col.get(i)?);

@@ -72,19 +72,48 @@ impl Record {
     /// Replace a single-turn sample's texts, rebuilding its conversation the way import
     /// builds it (system, then instruction and input as one user turn, then the answer).
     pub fn set_single_turn(&mut self, instruction: &str, input: &str, output: &str) {
-        let mut user = instruction.to_string();
-        if !input.is_empty() {
-            if !user.is_empty() {
-                user.push('\n');
-            }
-            user.push_str(input);
-        }
         self.messages.retain(|m| m.role == "system");
-        self.messages.push(Message::new("user", user));
+        self.messages
+            .push(Message::new("user", user_turn(instruction, input)));
         self.messages.push(Message::new("assistant", output));
         self.instruction = Some(instruction.to_string());
         self.input = Some(input.to_string());
         self.output = Some(output.to_string());
+    }
+
+    /// Whether `messages` is exactly what [`single_turn_messages`] rebuilds from the
+    /// other fields, so the snapshot need not store the conversation a second time.
+    pub fn conversation_is_derived(&self) -> bool {
+        let (Some(instruction), Some(output)) = (&self.instruction, &self.output) else {
+            return false;
+        };
+        let input = self.input.as_deref().unwrap_or("");
+        let mut turns = self.messages.iter();
+        if let Some(system) = &self.system {
+            match turns.next() {
+                Some(m) if m.role == "system" && &m.content == system => {}
+                _ => return false,
+            }
+        }
+        let user_matches = |m: &Message| {
+            m.role == "user" && {
+                let c = m.content.as_str();
+                match (instruction.is_empty(), input.is_empty()) {
+                    (_, true) => c == instruction,
+                    (true, false) => c == input,
+                    (false, false) => {
+                        c.len() == instruction.len() + 1 + input.len()
+                            && c.starts_with(instruction.as_str())
+                            && c.ends_with(input)
+                            && c.as_bytes()[instruction.len()] == b'\n'
+                    }
+                }
+            }
+        };
+        matches!(
+            (turns.next(), turns.next(), turns.next()),
+            (Some(u), Some(a), None) if user_matches(u) && a.role == "assistant" && &a.content == output
+        )
     }
 
     /// Fill instruction/input/output when the conversation is one exchange.
@@ -101,6 +130,37 @@ impl Record {
             self.output = Some(output);
         }
     }
+}
+
+/// The user turn of a single-turn sample: instruction, a newline, input (either may
+/// be empty, and then there is no newline).
+pub fn user_turn(instruction: &str, input: &str) -> String {
+    let mut user = String::with_capacity(instruction.len() + 1 + input.len());
+    user.push_str(instruction);
+    if !input.is_empty() {
+        if !user.is_empty() {
+            user.push('\n');
+        }
+        user.push_str(input);
+    }
+    user
+}
+
+/// The conversation import builds for a single-turn sample (see
+/// [`Record::conversation_is_derived`]).
+pub fn single_turn_messages(
+    system: Option<&str>,
+    instruction: &str,
+    input: &str,
+    output: &str,
+) -> Vec<Message> {
+    let mut messages = Vec::with_capacity(3);
+    if let Some(s) = system {
+        messages.push(Message::new("system", s));
+    }
+    messages.push(Message::new("user", user_turn(instruction, input)));
+    messages.push(Message::new("assistant", output));
+    messages
 }
 
 /// A one-line preview: newlines shown as ¶, cut at `max` characters.

@@ -128,14 +128,110 @@ pub fn find_library() -> Result<PathBuf, UserError> {
             }
         }
     }
-    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    // onnxruntime-gpu's library (it has the CUDA provider beside it) before the CPU one,
+    // then the newest.
+    found.sort_by_key(|p| {
+        (
+            p.with_file_name("libonnxruntime_providers_cuda.so")
+                .is_file(),
+            std::fs::metadata(p).and_then(|m| m.modified()).ok(),
+        )
+    });
     found.pop().ok_or_else(|| {
         UserError::new("ONNX Runtime is not installed")
             .with_hint("run `make models` (scripts/setup-models.sh), or set ORT_DYLIB_PATH to libonnxruntime.so")
     })
 }
 
+/// The CUDA libraries onnxruntime-gpu's CUDA provider links against, in load order.
+const CUDA_LIBRARIES: &[&str] = &[
+    "libcudart.so",
+    "libcublasLt.so",
+    "libcublas.so",
+    "libcurand.so",
+    "libcufft.so",
+    "libnvrtc.so",
+    "libcudnn_graph.so",
+    "libcudnn_engines_precompiled.so",
+    "libcudnn_engines_runtime_compiled.so",
+    "libcudnn_heuristic.so",
+    "libcudnn_ops.so",
+    "libcudnn_cnn.so",
+    "libcudnn_adv.so",
+    "libcudnn.so",
+];
+
+/// Folders that may hold the CUDA libraries: `GLEANER_CUDA_LIBS` (colon-separated), then
+/// the `nvidia/*/lib` folders of the venv the ONNX Runtime library came from (the
+/// nvidia-* wheels `make models GPU=1` installs beside onnxruntime-gpu).
+fn cuda_library_dirs(ort_lib: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("GLEANER_CUDA_LIBS")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    // …/site-packages/onnxruntime/capi/libonnxruntime.so.N → …/site-packages/nvidia
+    if let Some(site) = ort_lib.ancestors().nth(3) {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(site.join("nvidia"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("lib"))
+            .filter(|d| d.is_dir())
+            .collect();
+        found.sort();
+        dirs.extend(found);
+    }
+    dirs
+}
+
+/// Load the CUDA libraries by full path before the CUDA provider is registered, as
+/// onnxruntime's own `preload_dlls` does: the provider asks for them by soname, and
+/// the dynamic loader does not search a venv. Best effort: what is missing is left to
+/// the loader's usual search, and registration says what it could not find.
+fn preload_cuda_libraries(ort_lib: &Path) {
+    // The CPU wheel has no CUDA provider: nothing to load libraries for.
+    let provider = ort_lib.with_file_name("libonnxruntime_providers_cuda.so");
+    if !provider.is_file() {
+        return;
+    }
+    // Without the NVIDIA driver registration fails anyway; loading ~1 GB of CUDA
+    // libraries first would only cost time and memory.
+    // SAFETY: dlopen with a constant C string; the handle is kept (as the provider will).
+    if unsafe { libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) }
+        .is_null()
+    {
+        return;
+    }
+    let dirs = cuda_library_dirs(ort_lib);
+    for prefix in CUDA_LIBRARIES {
+        let hit = dirs.iter().find_map(|d| {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.strip_prefix(prefix))
+                        .is_some_and(|rest| rest.starts_with('.'))
+                })
+                .collect();
+            names.sort();
+            names.pop()
+        });
+        let Some(path) = hit else { continue };
+        let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+            continue;
+        };
+        // SAFETY: dlopen with a valid C string; the handle is kept for the process's
+        // lifetime on purpose (the provider uses the library until exit).
+        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        tracing::debug!(library = %path.display(), loaded = !handle.is_null(), "CUDA preload");
+    }
+}
+
 static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+static ORT_LIBRARY: OnceLock<PathBuf> = OnceLock::new();
 
 /// The process's ONNX Runtime environment, loading the library on first use.
 pub fn environment() -> Result<&'static Environment, UserError> {
@@ -145,6 +241,7 @@ pub fn environment() -> Result<&'static Environment, UserError> {
             None => e.message,
         })?;
         tracing::info!(library = %lib.display(), "loading ONNX Runtime");
+        let _ = ORT_LIBRARY.set(lib.clone());
         ort::init_from(&lib)
             .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", lib.display()))?
             .with_name("gleaner")
@@ -177,6 +274,10 @@ pub fn session(model: &Path, opts: SessionOptions) -> Result<(Session, Provider)
             };
             // TF32 off: ONNX Runtime turns it on by default, which moves MiniLM's
             // vectors by ~1e-4 from PyTorch's fp32 ones (measured on an H200).
+            static PRELOAD: std::sync::Once = std::sync::Once::new();
+            if let Some(lib) = ORT_LIBRARY.get() {
+                PRELOAD.call_once(|| preload_cuda_libraries(lib));
+            }
             let cuda = ort::ep::CUDA::default().with_device_id(id).with_tf32(false);
             match cuda.register(&mut builder) {
                 Ok(()) => Provider::Cuda(id),

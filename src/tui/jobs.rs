@@ -15,6 +15,7 @@ use crate::data::export::{ExportFormat, export_frame};
 use crate::data::filter;
 use crate::data::frame::{RECORD_COLUMNS, frame_to_records};
 use crate::data::record::Record;
+use crate::data::record::user_turn;
 use crate::data::stats::{Distribution, distribution};
 use crate::stages::recipe::Recipe;
 use crate::stages::runner::{RunEvent, RunOptions, StageSummary, run_recipe_with};
@@ -522,14 +523,25 @@ pub fn search(
         }
         let len = ROW_GROUP_ROWS.min(snapshot.rows - offset);
         let df = snapshot
-            .read(offset, len, &["id", "messages"])
+            .read(
+                offset,
+                len,
+                &["id", "system", "instruction", "input", "output", "messages"],
+            )
             .map_err(err_string)?;
-        let ids = df
-            .column("id")
-            .map_err(err_string)?
-            .str()
-            .map_err(err_string)?
-            .clone();
+        let text = |name: &str| -> Result<StringChunked, String> {
+            Ok(df
+                .column(name)
+                .map_err(err_string)?
+                .str()
+                .map_err(err_string)?
+                .clone())
+        };
+        let ids = text("id")?;
+        let single: Vec<StringChunked> = ["system", "instruction", "input", "output"]
+            .into_iter()
+            .map(text)
+            .collect::<Result<_, _>>()?;
         let messages = df
             .column("messages")
             .map_err(err_string)?
@@ -538,17 +550,33 @@ pub fn search(
             .clone();
         for i in 0..df.height() {
             let mut found = ids.get(i).is_some_and(&hit);
-            if !found && let Some(turns) = messages.get_as_series(i) {
-                let contents = turns
-                    .struct_()
-                    .and_then(|s| s.field_by_name("content"))
-                    .map_err(err_string)?;
-                found = contents
-                    .str()
-                    .map_err(err_string)?
-                    .iter()
-                    .flatten()
-                    .any(&hit);
+            if !found {
+                match messages.get_as_series(i) {
+                    Some(turns) => {
+                        let contents = turns
+                            .struct_()
+                            .and_then(|s| s.field_by_name("content"))
+                            .map_err(err_string)?;
+                        found = contents
+                            .str()
+                            .map_err(err_string)?
+                            .iter()
+                            .flatten()
+                            .any(&hit);
+                    }
+                    // A single-turn row stores its conversation as these fields only
+                    // (data/frame.rs); the user turn joins instruction and input.
+                    None => {
+                        let [system, instruction, input, output] =
+                            [0, 1, 2, 3].map(|c| single[c].get(i).unwrap_or(""));
+                        // Only a query with a newline can match across the join.
+                        found = [system, instruction, input, output].into_iter().any(&hit)
+                            || (needle.contains('\n')
+                                && !instruction.is_empty()
+                                && !input.is_empty()
+                                && hit(&user_turn(instruction, input)));
+                    }
+                }
             }
             if found {
                 out.push((offset + i) as u32);

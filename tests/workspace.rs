@@ -295,8 +295,10 @@ fn single_turn_conversations_are_stored_once_and_read_back_whole() {
             "{\"conversations\":[{\"from\":\"human\",\"value\":\"q1\"},{\"from\":\"gpt\",\"value\":\"a1\"},{\"from\":\"human\",\"value\":\"q2\"},{\"from\":\"gpt\",\"value\":\"a2\"}]}\n",
         ),
     );
-    // Rows whose conversation is rebuilt from instruction/input/output store none.
-    for (path, rebuilt) in [(&alpaca, 3), (&sharegpt, 1)] {
+    // Rows whose conversation is rebuilt from instruction/input/output store none: all
+    // but the one with history, and both single exchanges (a leading system turn is
+    // the record's `system`), not the two-exchange chat.
+    for (path, rebuilt) in [(&alpaca, 3), (&sharegpt, 2)] {
         let ws_dir = dir.path().join(format!(
             "{}.gleaner",
             path.file_stem().unwrap().to_string_lossy()

@@ -46,7 +46,10 @@ pub fn export_frame(
     }
     let tmp = tmp_path(out);
     let result = match format {
-        ExportFormat::Parquet => write_parquet(df, &tmp).map(|()| 0),
+        ExportFormat::Parquet => super::frame::with_full_messages(df)
+            .map_err(|e| file_error(out, format!("cannot read records: {e}")))
+            .and_then(|df| write_parquet(&df, &tmp))
+            .map(|()| 0),
         _ => {
             let records = super::frame::frame_to_records(df)
                 .map_err(|e| file_error(out, format!("cannot read records: {e}")))?;

@@ -63,8 +63,18 @@ pub fn records_to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
 }
 
 /// Build the frame for `records`, typing the dataset's own fields as `extras` says (so
-/// that the chunks of one import share a schema).
+/// that the chunks of one import share a schema). Every row has its `messages`.
 pub fn records_to_frame_with(records: &[Record], extras: &[ExtraSpec]) -> PolarsResult<DataFrame> {
+    build_frame(records, extras, false)
+}
+
+/// The snapshot's form of [`records_to_frame_with`]: `messages` is null where the
+/// other fields rebuild it (see the module comment).
+pub fn snapshot_frame(records: &[Record], extras: &[ExtraSpec]) -> PolarsResult<DataFrame> {
+    build_frame(records, extras, true)
+}
+
+fn build_frame(records: &[Record], extras: &[ExtraSpec], compact: bool) -> PolarsResult<DataFrame> {
     let n = records.len();
     let str_col = |name: &str, f: &dyn Fn(&Record) -> Option<&str>| {
         Column::new(name.into(), records.iter().map(f).collect::<Vec<_>>())
@@ -90,7 +100,16 @@ pub fn records_to_frame_with(records: &[Record], extras: &[ExtraSpec]) -> Polars
         columns.push(str_col("chosen", &|r| r.chosen.as_deref()));
         columns.push(str_col("rejected", &|r| r.rejected.as_deref()));
     }
-    columns.push(messages_column(records)?);
+    let stored: Vec<bool> = records
+        .iter()
+        .map(|r| !(compact && r.conversation_is_derived()))
+        .collect();
+    columns.push(messages_column(
+        records
+            .iter()
+            .zip(&stored)
+            .map(|(r, s)| s.then_some(r.messages.as_slice())),
+    )?);
     columns.push(Column::new(
         "n_turns".into(),
         records.iter().map(|r| r.turns() as u32).collect::<Vec<_>>(),
@@ -141,30 +160,21 @@ pub fn records_to_frame_with(records: &[Record], extras: &[ExtraSpec]) -> Polars
     DataFrame::new(n, columns)
 }
 
-fn messages_column(records: &[Record]) -> PolarsResult<Column> {
-    let stored: Vec<bool> = records
-        .iter()
-        .map(|r| !r.conversation_is_derived())
-        .collect();
-    let total: usize = records
-        .iter()
-        .zip(&stored)
-        .filter(|(_, s)| **s)
-        .map(|(r, _)| r.messages.len())
-        .sum();
-    let mut roles = Vec::with_capacity(total);
-    let mut contents = Vec::with_capacity(total);
-    let mut offsets = Vec::with_capacity(records.len() + 1);
-    offsets.push(0i64);
-    for (r, stored) in records.iter().zip(&stored) {
-        if *stored {
-            for m in &r.messages {
-                roles.push(m.role.as_str());
-                contents.push(m.content.as_str());
-            }
+/// The `messages` list column; `None` rows are null.
+fn messages_column<'a>(rows: impl Iterator<Item = Option<&'a [Message]>>) -> PolarsResult<Column> {
+    let mut roles = Vec::new();
+    let mut contents = Vec::new();
+    let mut offsets = vec![0i64];
+    let mut stored = Vec::new();
+    for turns in rows {
+        stored.push(turns.is_some());
+        for m in turns.unwrap_or_default() {
+            roles.push(m.role.as_str());
+            contents.push(m.content.as_str());
         }
         offsets.push(roles.len() as i64);
     }
+    let total = roles.len();
     let role = Series::new("role".into(), roles);
     let content = Series::new("content".into(), contents);
     let item = StructChunked::from_series("item".into(), total, [role, content].iter())?
@@ -363,6 +373,29 @@ pub fn frame_to_records(df: &DataFrame) -> PolarsResult<Vec<Record>> {
         }
         out.push(record);
     }
+    Ok(out)
+}
+
+/// `df` with every row's `messages` filled in (a snapshot leaves single-turn rows null),
+/// for writing it anywhere but the snapshot.
+pub fn with_full_messages(df: &DataFrame) -> PolarsResult<DataFrame> {
+    let Ok(column) = df.column("messages") else {
+        return Ok(df.clone());
+    };
+    if column.null_count() == 0 {
+        return Ok(df.clone());
+    }
+    let records = frame_to_records(
+        &df.select(
+            RECORD_COLUMNS
+                .iter()
+                .copied()
+                .filter(|c| df.column(c).is_ok()),
+        )?,
+    )?;
+    let full = messages_column(records.iter().map(|r| Some(r.messages.as_slice())))?;
+    let mut out = df.clone();
+    out.with_column(full)?;
     Ok(out)
 }
 

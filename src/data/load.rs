@@ -39,6 +39,17 @@ pub struct Loaded {
 }
 
 pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError> {
+    load_dataset_then(path, opts, |_| ()).map(|(loaded, ())| loaded)
+}
+
+/// [`load_dataset`], running `meanwhile` on the rows' text (what `Loaded::source` will
+/// hold) on its own thread while the rows are normalized: import writes the workspace's
+/// copy of it there, so the disk works while the CPUs parse.
+pub fn load_dataset_then<R: Send>(
+    path: &Path,
+    opts: &LoadOptions,
+    meanwhile: impl FnOnce(&[u8]) -> R + Send,
+) -> Result<(Loaded, R), UserError> {
     let started = std::time::Instant::now();
     let source = read_source(path)?;
     tracing::info!(
@@ -49,8 +60,44 @@ pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError
     if source.rows.is_empty() && source.broken.is_empty() {
         return Err(file_error(path, "file is empty: no records found"));
     }
+    let (built, side) = std::thread::scope(|scope| {
+        let side = scope.spawn(|| meanwhile(&source.bytes));
+        let built = normalize_source(path, &source, opts, started);
+        (built, side.join())
+    });
+    let side = side.map_err(|_| UserError::new("internal: the thread beside the import failed"))?;
+    let built = built?;
+    Ok((
+        Loaded {
+            records: built.records,
+            source: source.bytes,
+            rejects: built.rejects,
+            mapping: built.mapping,
+            kind: source.kind,
+            total_rows: built.total_rows,
+            id_source: built.id_source,
+        },
+        side,
+    ))
+}
+
+/// What [`normalize_source`] makes of the rows.
+struct Built {
+    records: Vec<Record>,
+    rejects: Vec<RowError>,
+    mapping: Mapping,
+    total_rows: usize,
+    id_source: String,
+}
+
+fn normalize_source(
+    path: &Path,
+    source: &SourceText,
+    opts: &LoadOptions,
+    started: std::time::Instant,
+) -> Result<Built, UserError> {
     let unit = source.unit;
-    let mapping = resolve_mapping(path, &source, opts)?;
+    let mapping = resolve_mapping(path, source, opts)?;
     let normalizer = Normalizer::new(&mapping);
     let results: Vec<Result<super::normalize::Normalized, RowError>> = source
         .rows
@@ -97,12 +144,10 @@ pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError
         )
         .with_hint("check the column map (--map) against the file's fields"));
     }
-    Ok(Loaded {
+    Ok(Built {
         records,
-        source: source.bytes,
         rejects,
         mapping,
-        kind: source.kind,
         total_rows,
         id_source,
     })

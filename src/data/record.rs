@@ -165,19 +165,37 @@ pub fn single_turn_messages(
 
 /// A one-line preview: newlines shown as ¶, cut at `max` characters.
 pub fn preview(text: &str, max: usize) -> String {
+    // Most previews are printable ASCII with single spaces: copied as they are.
+    let head = &text.as_bytes()[..text.len().min(max)];
+    if head.iter().all(|b| (0x20..0x7f).contains(b)) && !head.windows(2).any(|w| w == b"  ") {
+        let mut out = String::with_capacity(head.len() + 3);
+        out.push_str(&text[..head.len()]);
+        if text.len() > max {
+            out.push('…');
+        }
+        return out;
+    }
     let mut out = String::with_capacity(max.min(text.len()) + 4);
     let mut n = 0;
     let mut last_space = false;
-    for ch in text.chars() {
+    let mut rest = text;
+    while let Some(&b) = rest.as_bytes().first() {
         if n >= max {
             out.push('…');
             break;
         }
-        let ch = match ch {
-            '\n' => '¶',
-            '\t' | '\r' => ' ',
-            c if c.is_control() => ' ',
-            c => c,
+        // ASCII (most text) without decoding a char; the rest char by char.
+        let ch = if b.is_ascii() {
+            rest = &rest[1..];
+            match b {
+                b'\n' => '¶',
+                b if b.is_ascii_control() => ' ',
+                b => b as char,
+            }
+        } else {
+            let c = rest.chars().next().expect("non-empty");
+            rest = &rest[c.len_utf8()..];
+            if c.is_control() { ' ' } else { c }
         };
         if ch == ' ' && last_space {
             continue;
@@ -187,4 +205,22 @@ pub fn preview(text: &str, max: usize) -> String {
         n += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn preview_marks_newlines_squeezes_spaces_and_cuts() {
+        assert_eq!(preview("a\n\tb  c\r\u{7f}é\u{85}x", 100), "a¶ b c é x");
+        assert_eq!(preview("héllo wörld", 5), "héllo…");
+        assert_eq!(preview("héllo", 5), "héllo");
+        assert_eq!(preview("", 5), "");
+        // The ASCII fast path cuts and marks the same way.
+        assert_eq!(preview("hello world", 5), "hello…");
+        assert_eq!(preview("hello", 5), "hello");
+        assert_eq!(preview("a b", 5), "a b");
+        assert_eq!(preview("a  b\tc", 9), "a b c");
+    }
 }

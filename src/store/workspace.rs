@@ -10,11 +10,12 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::db::{Db, SCHEMA_VERSION};
-use crate::data::frame::{extra_specs, records_to_frame_with};
+use crate::data::LoadOptions;
+use crate::data::frame::{extra_specs, snapshot_frame};
+use crate::data::load::load_dataset_then;
 use crate::data::mapping::Mapping;
 use crate::data::reader::FileKind;
 use crate::data::record::Record;
-use crate::data::{LoadOptions, load_dataset};
 use crate::error::{RowError, UserError, file_error, io_context};
 use crate::util::{current_user, now_rfc3339};
 
@@ -220,8 +221,34 @@ impl Workspace {
         }
         let (size, modified) = file_stamp(dataset)?;
         let started = std::time::Instant::now();
-        let mut loaded = load_dataset(dataset, opts)?;
+        // Build in a staging directory next to the target, then move into place.
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| io_context(parent, e))?;
+        let staging = parent.join(format!(
+            ".{}.staging-{}",
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
+        // The verbatim rows are written while the rows are parsed.
+        let raw_path = staging.join(RAW_FILE);
+        let mut loaded = match load_dataset_then(dataset, opts, |bytes| write_raw(bytes, &raw_path))
+        {
+            Ok((loaded, Ok(()))) => loaded,
+            Ok((_, Err(e))) | Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
         let records = std::mem::take(&mut loaded.records);
+        // Written to source.raw already; the snapshot's frames reuse the memory.
+        drop(std::mem::take(&mut loaded.source));
         let imported = records.len();
         tracing::info!(secs = started.elapsed().as_secs_f64(), "loaded");
         let source_path = std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf());
@@ -243,23 +270,7 @@ impl Workspace {
             },
             mapping: loaded.mapping.clone(),
         };
-        // Build in a staging directory next to the target, then move into place.
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| io_context(parent, e))?;
-        let staging = parent.join(format!(
-            ".{}.staging-{}",
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&staging);
         let built = (|| -> Result<(), UserError> {
-            std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
-            write_raw(&loaded.source, &staging.join(RAW_FILE))?;
             write_snapshot(records, &staging.join(SNAPSHOT_FILE))?;
             tracing::info!(secs = started.elapsed().as_secs_f64(), "snapshot written");
             if !loaded.rejects.is_empty() {
@@ -432,7 +443,7 @@ fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
                 }
                 let frames: Vec<PolarsResult<DataFrame>> = chunks
                     .into_par_iter()
-                    .map(|chunk| records_to_frame_with(&chunk, extras))
+                    .map(|chunk| snapshot_frame(&chunk, extras))
                     .collect();
                 for frame in frames {
                     if tx.send(frame).is_err() {

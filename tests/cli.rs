@@ -55,6 +55,12 @@ fn import_then_stats_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rows"], 104);
     assert_eq!(v["format"], "messages");
+    // Every row has a conversation, though the snapshot stores single-turn ones once.
+    let fields = v["fields"].as_array().unwrap();
+    let messages = fields.iter().find(|f| f["name"] == "messages").unwrap();
+    assert_eq!(messages["nulls"], 0, "{messages}");
+    let category = fields.iter().find(|f| f["name"] == "category").unwrap();
+    assert!(category["nulls"].is_u64());
     let records = load(&p).records;
     let mean = records.iter().map(|r| r.turns() as f64).sum::<f64>() / records.len() as f64;
     let got = v["numeric"]["n_turns"]["mean"].as_f64().unwrap();

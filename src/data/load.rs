@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde_json::Value;
@@ -39,16 +40,17 @@ pub struct Loaded {
 }
 
 pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError> {
-    load_dataset_then(path, opts, |_| ()).map(|(loaded, ())| loaded)
+    load_dataset_then(path, opts, |_, _| ()).map(|(loaded, ())| loaded)
 }
 
 /// [`load_dataset`], running `meanwhile` on the rows' text (what `Loaded::source` will
 /// hold) on its own thread while the rows are normalized: import writes the workspace's
-/// copy of it there, so the disk works while the CPUs parse.
+/// copy of it there, so the disk works while the CPUs parse. The flag turns true when
+/// the load has failed, so `meanwhile` can stop early.
 pub fn load_dataset_then<R: Send>(
     path: &Path,
     opts: &LoadOptions,
-    meanwhile: impl FnOnce(&[u8]) -> R + Send,
+    meanwhile: impl FnOnce(&[u8], &AtomicBool) -> R + Send,
 ) -> Result<(Loaded, R), UserError> {
     let started = std::time::Instant::now();
     let source = read_source(path)?;
@@ -60,9 +62,11 @@ pub fn load_dataset_then<R: Send>(
     if source.rows.is_empty() && source.broken.is_empty() {
         return Err(file_error(path, "file is empty: no records found"));
     }
+    let failed = AtomicBool::new(false);
     let (built, side) = std::thread::scope(|scope| {
-        let side = scope.spawn(|| meanwhile(&source.bytes));
+        let side = scope.spawn(|| meanwhile(&source.bytes, &failed));
         let built = normalize_source(path, &source, opts, started);
+        failed.store(built.is_err(), Ordering::Relaxed);
         (built, side.join())
     });
     let side = side.map_err(|_| UserError::new("internal: the thread beside the import failed"))?;

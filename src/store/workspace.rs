@@ -5,6 +5,7 @@
 //! so a failed import writes nothing. The source file is only ever read.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -238,8 +239,8 @@ impl Workspace {
         std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
         // The verbatim rows are written while the rows are parsed.
         let raw_path = staging.join(RAW_FILE);
-        let mut loaded = match load_dataset_then(dataset, opts, |bytes| write_raw(bytes, &raw_path))
-        {
+        let written = |bytes: &[u8], failed: &AtomicBool| write_raw(bytes, &raw_path, failed);
+        let mut loaded = match load_dataset_then(dataset, opts, written) {
             Ok((loaded, Ok(()))) => loaded,
             Ok((_, Err(e))) | Err(e) => {
                 let _ = std::fs::remove_dir_all(&staging);
@@ -409,10 +410,17 @@ impl Workspace {
     }
 }
 
-fn write_raw(bytes: &[u8], path: &Path) -> Result<(), UserError> {
+/// Write the verbatim rows, in pieces so that a failed load (`stop`) does not wait for
+/// the rest of a large file.
+fn write_raw(bytes: &[u8], path: &Path, stop: &AtomicBool) -> Result<(), UserError> {
     use std::io::Write;
     let mut file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
-    file.write_all(bytes).map_err(|e| io_context(path, e))?;
+    for piece in bytes.chunks(16 << 20) {
+        if stop.load(Ordering::Relaxed) {
+            return Err(UserError::new("import stopped"));
+        }
+        file.write_all(piece).map_err(|e| io_context(path, e))?;
+    }
     file.sync_all().map_err(|e| io_context(path, e))
 }
 

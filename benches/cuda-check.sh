@@ -5,6 +5,7 @@
 # release binaries built where the payload was made:
 #   models-test  = cargo test --release --test models --no-run
 #   embed-bench  = cargo bench --bench embed --no-run
+# benches/cuda-payload.sh builds that payload here (in parts small enough to carry).
 # It runs the MiniLM golden tests on `cuda` (GLEANER_TEST_DEVICE), then the embedder
 # bench on the CUDA provider at several batch sizes, and on all CPU cores for scale.
 set -uo pipefail

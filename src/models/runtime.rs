@@ -164,8 +164,8 @@ const CUDA_LIBRARIES: &[&str] = &[
 /// Folders that may hold the CUDA libraries: `GLEANER_CUDA_LIBS` (colon-separated), then
 /// the `nvidia/*/lib` folders of the venv the ONNX Runtime library came from (the
 /// nvidia-* wheels `make models GPU=1` installs beside onnxruntime-gpu).
-fn cuda_library_dirs(ort_lib: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("GLEANER_CUDA_LIBS")
+fn cuda_library_dirs(ort_lib: &Path, extra: Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = extra
         .map(|v| std::env::split_paths(&v).collect())
         .unwrap_or_default();
     // …/site-packages/onnxruntime/capi/libonnxruntime.so.N → …/site-packages/nvidia
@@ -201,7 +201,7 @@ fn preload_cuda_libraries(ort_lib: &Path) {
     {
         return;
     }
-    let dirs = cuda_library_dirs(ort_lib);
+    let dirs = cuda_library_dirs(ort_lib, std::env::var_os("GLEANER_CUDA_LIBS"));
     for prefix in CUDA_LIBRARIES {
         let hit = dirs.iter().find_map(|d| {
             let mut names: Vec<PathBuf> = std::fs::read_dir(d)
@@ -296,4 +296,35 @@ pub fn session(model: &Path, opts: SessionOptions) -> Result<(Session, Provider)
     };
     let session = builder.commit_from_file(model).map_err(fail)?;
     Ok((session, provider))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cuda_library_dirs;
+
+    #[test]
+    fn cuda_libraries_are_looked_for_beside_the_wheel_then_in_the_venv() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("lib/python3.12/site-packages");
+        let capi = site.join("onnxruntime/capi");
+        std::fs::create_dir_all(&capi).unwrap();
+        for lib in ["cu13/lib", "cudnn/lib"] {
+            std::fs::create_dir_all(site.join("nvidia").join(lib)).unwrap();
+        }
+        std::fs::create_dir_all(site.join("nvidia/empty")).unwrap(); // no lib/ inside
+        let ort = capi.join("libonnxruntime.so.1.31.1");
+        assert_eq!(
+            cuda_library_dirs(&ort, Some("/opt/cuda/lib64:/usr/local/cuda/lib".into())),
+            vec![
+                "/opt/cuda/lib64".into(),
+                "/usr/local/cuda/lib".into(),
+                site.join("nvidia/cu13/lib"),
+                site.join("nvidia/cudnn/lib"),
+            ]
+        );
+        // A library outside a venv: only what GLEANER_CUDA_LIBS names.
+        assert!(
+            cuda_library_dirs(std::path::Path::new("/opt/ort/libonnxruntime.so"), None).is_empty()
+        );
+    }
 }

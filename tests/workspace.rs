@@ -312,10 +312,33 @@ fn single_turn_conversations_are_stored_once_and_read_back_whole() {
             "{}",
             path.display()
         );
+        // Length and preview columns as from the full conversation.
+        let full = gleaner::data::frame::records_to_frame(
+            &load_dataset(path, &LoadOptions::default()).unwrap().records,
+        )
+        .unwrap();
+        for col in [
+            "n_turns",
+            "prompt_chars",
+            "response_chars",
+            "preview_prompt",
+            "preview_response",
+        ] {
+            assert!(
+                frame
+                    .column(col)
+                    .unwrap()
+                    .equals_missing(full.column(col).unwrap()),
+                "{col} of {}",
+                path.display()
+            );
+        }
         let want = load_dataset(path, &LoadOptions::default()).unwrap().records;
         let got = frame_to_records(&frame).unwrap();
         assert_eq!(want.len(), got.len());
         for (w, g) in want.iter().zip(&got) {
+            // Content-hash ids: import hashes the compact form to the same id.
+            assert_eq!(w.id, g.id);
             assert_eq!(w.messages, g.messages, "{}", w.id);
             assert_eq!(w.system, g.system, "{}", w.id);
             assert_eq!(

@@ -145,6 +145,7 @@ impl LoadArgs {
             mapping,
             skip_bad_rows: self.skip_bad_rows,
             hash_ids: self.hash_ids,
+            ..LoadOptions::default()
         })
     }
 }

@@ -100,46 +100,53 @@ fn build_frame(records: &[Record], extras: &[ExtraSpec], compact: bool) -> Polar
         columns.push(str_col("chosen", &|r| r.chosen.as_deref()));
         columns.push(str_col("rejected", &|r| r.rejected.as_deref()));
     }
-    let stored: Vec<bool> = records
+    // A record import left compact gets its conversation back, unless the frame is the
+    // snapshot (which stores such rows' `messages` as null).
+    let rebuilt: Vec<Option<Vec<Message>>> = records
         .iter()
-        .map(|r| !(compact && r.conversation_is_derived()))
+        .map(|r| {
+            (r.conversation_in_fields && !compact).then(|| {
+                single_turn_messages(
+                    r.system.as_deref(),
+                    r.instruction.as_deref().unwrap_or(""),
+                    r.input.as_deref().unwrap_or(""),
+                    r.output.as_deref().unwrap_or(""),
+                )
+            })
+        })
         .collect();
-    columns.push(messages_column(
-        records
-            .iter()
-            .zip(&stored)
-            .map(|(r, s)| s.then_some(r.messages.as_slice())),
-    )?);
+    columns.push(messages_column(records.iter().zip(&rebuilt).map(
+        |(r, rebuilt)| match rebuilt {
+            Some(turns) => Some(turns.as_slice()),
+            None if compact && r.conversation_is_derived() => None,
+            None => Some(r.messages.as_slice()),
+        },
+    ))?);
+    let browse: Vec<BrowseColumns> = records.iter().map(browse_columns).collect();
     columns.push(Column::new(
         "n_turns".into(),
-        records.iter().map(|r| r.turns() as u32).collect::<Vec<_>>(),
+        browse.iter().map(|b| b.turns).collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "prompt_chars".into(),
-        records
-            .iter()
-            .map(|r| r.chars_of_role("user") as u32)
-            .collect::<Vec<_>>(),
+        browse.iter().map(|b| b.prompt_chars).collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "response_chars".into(),
-        records
-            .iter()
-            .map(|r| r.chars_of_role("assistant") as u32)
-            .collect::<Vec<_>>(),
+        browse.iter().map(|b| b.response_chars).collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "preview_prompt".into(),
-        records
+        browse
             .iter()
-            .map(|r| preview(r.first_user(), PREVIEW_CHARS))
+            .map(|b| b.preview_prompt.as_str())
             .collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "preview_response".into(),
-        records
+        browse
             .iter()
-            .map(|r| preview(r.first_assistant(), PREVIEW_CHARS))
+            .map(|b| b.preview_response.as_str())
             .collect::<Vec<_>>(),
     ));
     columns.extend(extra_columns(records, extras));
@@ -158,6 +165,31 @@ fn build_frame(records: &[Record], extras: &[ExtraSpec], compact: bool) -> Polar
             .collect::<Vec<_>>(),
     ));
     DataFrame::new(n, columns)
+}
+
+/// One row's length and preview columns.
+struct BrowseColumns {
+    turns: u32,
+    prompt_chars: u32,
+    response_chars: u32,
+    preview_prompt: String,
+    preview_response: String,
+}
+
+fn browse_columns(r: &Record) -> BrowseColumns {
+    let (user, answer, turns) = r.user_and_answer();
+    let (prompt_chars, response_chars) = if r.conversation_in_fields {
+        (user.chars().count(), answer.chars().count())
+    } else {
+        (r.chars_of_role("user"), r.chars_of_role("assistant"))
+    };
+    BrowseColumns {
+        turns: turns as u32,
+        prompt_chars: prompt_chars as u32,
+        response_chars: response_chars as u32,
+        preview_prompt: preview(&user, PREVIEW_CHARS),
+        preview_response: preview(answer, PREVIEW_CHARS),
+    }
 }
 
 /// The `messages` list column; `None` rows are null.

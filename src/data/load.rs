@@ -24,6 +24,9 @@ pub struct LoadOptions {
     pub skip_bad_rows: bool,
     /// Ignore the dataset's id column and use content hashes.
     pub hash_ids: bool,
+    /// Leave `messages` empty where instruction/input/output rebuild it
+    /// (`Record::conversation_in_fields`): import does, to hold each text once.
+    pub compact_conversations: bool,
 }
 
 pub struct Loaded {
@@ -110,6 +113,9 @@ fn normalize_source(
             let text = std::str::from_utf8(source.row_bytes(span)).expect("checked by the reader");
             normalizer.normalize(span.line, text).map(|mut n| {
                 n.record.raw_span = Some((span.start, span.end));
+                if opts.compact_conversations {
+                    n.record.compact_conversation();
+                }
                 n
             })
         })
@@ -304,6 +310,32 @@ fn assign_ids(
 /// 16 hex digits of xxh3-128 over the conversation and preference answers.
 pub fn content_hash(r: &Record) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
+    if r.conversation_in_fields {
+        // The same bytes as the full conversation would give, piece by piece.
+        let instruction = r.instruction.as_deref().unwrap_or("");
+        let input = r.input.as_deref().unwrap_or("");
+        let join = if instruction.is_empty() || input.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        let turns: [(&str, &[&str]); 3] = [
+            ("system", &[r.system.as_deref().unwrap_or("")]),
+            ("user", &[instruction, join, input]),
+            ("assistant", &[r.output.as_deref().unwrap_or("")]),
+        ];
+        for (role, parts) in turns {
+            if role == "system" && r.system.is_none() {
+                continue;
+            }
+            h.update(role.as_bytes());
+            h.update(&[0]);
+            for part in parts {
+                h.update(part.as_bytes());
+            }
+            h.update(&[0]);
+        }
+    }
     for m in &r.messages {
         h.update(m.role.as_bytes());
         h.update(&[0]);

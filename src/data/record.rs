@@ -37,6 +37,11 @@ pub struct Record {
     /// Where the source row, exactly as it was read, sits in the workspace's
     /// `source.raw` (byte offset, length). See `Workspace::raw_row`.
     pub raw_span: Option<(usize, usize)>,
+    /// `messages` is left empty because it is exactly [`single_turn_messages`] of
+    /// system/instruction/input/output. Only import asks for such records
+    /// (`LoadOptions::compact_conversations`), to hold each text once; everything else
+    /// gets full ones.
+    pub conversation_in_fields: bool,
 }
 
 impl Record {
@@ -81,9 +86,41 @@ impl Record {
         self.output = Some(output.to_string());
     }
 
+    /// Drop `messages` when the other fields rebuild it (see `conversation_in_fields`).
+    pub fn compact_conversation(&mut self) {
+        if self.conversation_is_derived() {
+            self.messages = Vec::new();
+            self.conversation_in_fields = true;
+        }
+    }
+
+    /// The user turn's text and the answer's, and the number of user turns, whichever
+    /// form the conversation is held in: what the snapshot's length and preview columns
+    /// are computed from.
+    pub fn user_and_answer(&self) -> (std::borrow::Cow<'_, str>, &str, usize) {
+        if self.conversation_in_fields {
+            let instruction = self.instruction.as_deref().unwrap_or("");
+            let input = self.input.as_deref().unwrap_or("");
+            let user = match (instruction.is_empty(), input.is_empty()) {
+                (_, true) => instruction.into(),
+                (true, false) => input.into(),
+                (false, false) => user_turn(instruction, input).into(),
+            };
+            return (user, self.output.as_deref().unwrap_or(""), 1);
+        }
+        (
+            self.first_user().into(),
+            self.first_assistant(),
+            self.turns(),
+        )
+    }
+
     /// Whether `messages` is exactly what [`single_turn_messages`] rebuilds from the
     /// other fields, so the snapshot need not store the conversation a second time.
     pub fn conversation_is_derived(&self) -> bool {
+        if self.conversation_in_fields {
+            return true;
+        }
         let (Some(instruction), Some(output)) = (&self.instruction, &self.output) else {
             return false;
         };

@@ -240,7 +240,11 @@ impl Workspace {
         // The verbatim rows are written while the rows are parsed.
         let raw_path = staging.join(RAW_FILE);
         let written = |bytes: &[u8], failed: &AtomicBool| write_raw(bytes, &raw_path, failed);
-        let mut loaded = match load_dataset_then(dataset, opts, written) {
+        let opts = LoadOptions {
+            compact_conversations: true,
+            ..opts.clone()
+        };
+        let mut loaded = match load_dataset_then(dataset, &opts, written) {
             Ok((loaded, Ok(()))) => loaded,
             Ok((_, Err(e))) | Err(e) => {
                 let _ = std::fs::remove_dir_all(&staging);

@@ -27,6 +27,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 echo "== golden MiniLM tests on cuda"
 GLEANER_TEST_DEVICE=cuda "$P/models-test" --test-threads 1 \
   minilm_embeddings_match_pytorch batching_changes_no_vector devices_and_wrong_models
+if [ -d "$P/smollm2" ]; then
+  echo "== golden SmolLM2 perplexities and IFD on cuda"
+  GLEANER_TEST_DEVICE=cuda "$P/models-test" smollm2_perplexities_and_ifd_match_pytorch
+fi
 GLEANER_DEVICE=cuda "$P/embed-bench"   # the CUDA defaults: 256 texts / 16,384 tokens
 for cfg in ${SWEEP:-}; do   # e.g. SWEEP="64,1024 512,32768": batch,token budget
   BATCH=${cfg%,*} TOKEN_BUDGET=${cfg#*,} GLEANER_DEVICE=cuda "$P/embed-bench" | grep -v skipped

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:?usage: benches/cuda-payload.sh OUT_DIR}
 SM=${SM-90}
 PART=${PART:-51M}
+MODELS=${MODELS:-minilm}   # MODELS="minilm smollm2" adds the causal scorer's golden test
+XZ=${XZ:--6}
 CACHE=${CACHE:-$HOME/.cache/gleaner}
 ORT=${ORT:-onnxruntime-gpu==1.31.1}
 work=$(mktemp -d)
@@ -52,13 +54,15 @@ if keep:
         off = pend
 open(dst, "wb").write(data)
 PY
-mkdir -p "$work/pay/minilm" && cp -L "$CACHE"/models/minilm/* "$work/pay/minilm/"
-cp ../shared/fixtures/minilm_reference.json "$work/pay/fixtures/"
+for m in $MODELS; do
+  mkdir -p "$work/pay/$m" && cp -L "$CACHE/models/$m"/* "$work/pay/$m/"
+done
+cp ../shared/fixtures/minilm_reference.json ../shared/fixtures/smollm2_ifd_reference.json "$work/pay/fixtures/"
 # cargo names each executable as "Executable <source> (<path>)".
 exe() { "$@" 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1; }
 cp "$(exe cargo test --release --locked --test models --no-run)" "$work/pay/models-test"
 cp "$(exe cargo bench --locked --bench embed --no-run)" "$work/pay/embed-bench"
 strip "$work/pay/models-test" "$work/pay/embed-bench"
 rm -f "$OUT"/part*
-tar -C "$work/pay" -cf - . | xz -6 -T0 | split -b "$PART" -d - "$OUT/part"
+tar -C "$work/pay" -cf - . | xz "$XZ" -T0 | split -b "$PART" -d - "$OUT/part"
 ls -l "$OUT"

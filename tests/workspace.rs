@@ -273,6 +273,45 @@ fn every_row_is_kept_verbatim() {
 }
 
 #[test]
+fn verbatim_rows_link_the_dataset_file_and_notice_an_in_place_rewrite() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\":\"c\",\"output\":\"d\"}\n";
+    let p = write(dir.path(), "plain.jsonl", text);
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    let raw = ws.dir.join("source.raw");
+    let inode = |path: &std::path::Path| std::fs::metadata(path).unwrap().ino();
+    assert_eq!(inode(&raw), inode(&p), "plain JSONL is linked, not copied");
+    assert!(ws.config.source.raw_link.is_some());
+    assert_eq!(
+        ws.raw_row(1).unwrap(),
+        "{\"instruction\":\"c\",\"output\":\"d\"}"
+    );
+    // Rewritten in place (same inode, same size): the linked rows are no longer the
+    // imported ones, and gleaner says so instead of showing them.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&p, text.replace('c', "x")).unwrap();
+    assert_eq!(inode(&raw), inode(&p));
+    let err = Workspace::open(&ws.dir).unwrap().raw_row(1).unwrap_err();
+    assert!(err.message.contains("changed in place"), "{}", err.message);
+    assert!(err.hint.unwrap_or_default().contains("--force"));
+
+    // A BOM is stripped from the rows, so that file is copied, not linked.
+    let p = write(dir.path(), "bom.jsonl", format!("\u{feff}{text}"));
+    let (ws, _) = Workspace::import(&p, None, &LoadOptions::default(), false).unwrap();
+    let raw = ws.dir.join("source.raw");
+    assert_ne!(inode(&raw), inode(&p));
+    assert!(ws.config.source.raw_link.is_none());
+    assert_eq!(std::fs::read_to_string(&raw).unwrap(), text);
+    std::fs::write(&p, "changed").unwrap();
+    assert_eq!(
+        ws.raw_row(0).unwrap(),
+        "{\"instruction\":\"a\",\"output\":\"b\"}"
+    );
+}
+
+#[test]
 fn single_turn_conversations_are_stored_once_and_read_back_whole() {
     use gleaner::data::frame::frame_to_records;
     let dir = tempfile::tempdir().unwrap();

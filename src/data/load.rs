@@ -46,14 +46,14 @@ pub fn load_dataset(path: &Path, opts: &LoadOptions) -> Result<Loaded, UserError
     load_dataset_then(path, opts, |_, _| ()).map(|(loaded, ())| loaded)
 }
 
-/// [`load_dataset`], running `meanwhile` on the rows' text (what `Loaded::source` will
-/// hold) on its own thread while the rows are normalized: import writes the workspace's
-/// copy of it there, so the disk works while the CPUs parse. The flag turns true when
-/// the load has failed, so `meanwhile` can stop early.
+/// [`load_dataset`], running `meanwhile` on the source as read (its `bytes` are what
+/// `Loaded::source` will hold) on its own thread while the rows are normalized: import
+/// keeps the workspace's copy of the rows there, so the disk works while the CPUs
+/// parse. The flag turns true when the load has failed, so `meanwhile` can stop early.
 pub fn load_dataset_then<R: Send>(
     path: &Path,
     opts: &LoadOptions,
-    meanwhile: impl FnOnce(&[u8], &AtomicBool) -> R + Send,
+    meanwhile: impl FnOnce(&SourceText, &AtomicBool) -> R + Send,
 ) -> Result<(Loaded, R), UserError> {
     let started = std::time::Instant::now();
     let source = read_source(path)?;
@@ -67,7 +67,7 @@ pub fn load_dataset_then<R: Send>(
     }
     let failed = AtomicBool::new(false);
     let (built, side) = std::thread::scope(|scope| {
-        let side = scope.spawn(|| meanwhile(&source.bytes, &failed));
+        let side = scope.spawn(|| meanwhile(&source, &failed));
         let built = normalize_source(path, &source, opts, started);
         failed.store(built.is_err(), Ordering::Relaxed);
         (built, side.join())

@@ -56,6 +56,9 @@ pub struct SourceText {
     pub broken: Vec<RowError>,
     /// "line" or "row", used in messages.
     pub unit: &'static str,
+    /// `bytes` are the file's own bytes, unchanged (not decompressed, converted or
+    /// stripped of a BOM): the file itself can stand for them.
+    pub same_as_file: bool,
 }
 
 impl SourceText {
@@ -75,7 +78,8 @@ pub fn read_source(path: &Path) -> Result<SourceText, UserError> {
         return read_parquet(path);
     }
     let mut bytes = read_all(path, compression)?;
-    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+    let had_bom = bytes.starts_with(&[0xEF, 0xBB, 0xBF]);
+    if had_bom {
         bytes.drain(..3);
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -98,12 +102,15 @@ pub fn read_source(path: &Path) -> Result<SourceText, UserError> {
             }
         },
     };
-    match kind {
-        FileKind::Jsonl => Ok(split_lines(bytes)),
-        FileKind::JsonArray => split_array(path, bytes),
-        FileKind::Csv => csv_to_rows(path, &bytes),
-        FileKind::Parquet => unreachable_kind(path),
-    }
+    let same_as_file = !had_bom && compression == Compression::None;
+    let mut source = match kind {
+        FileKind::Jsonl => split_lines(bytes),
+        FileKind::JsonArray => split_array(path, bytes)?,
+        FileKind::Csv => return csv_to_rows(path, &bytes),
+        FileKind::Parquet => return unreachable_kind(path),
+    };
+    source.same_as_file = same_as_file;
+    Ok(source)
 }
 
 fn unreachable_kind(path: &Path) -> Result<SourceText, UserError> {
@@ -192,6 +199,7 @@ fn split_lines(bytes: Vec<u8>) -> SourceText {
         rows,
         broken,
         unit: "line",
+        same_as_file: false,
     }
 }
 
@@ -261,6 +269,7 @@ fn split_array(path: &Path, bytes: Vec<u8>) -> Result<SourceText, UserError> {
         rows,
         broken: Vec::new(),
         unit: "line",
+        same_as_file: false,
     })
 }
 
@@ -356,6 +365,7 @@ fn csv_to_rows(path: &Path, bytes: &[u8]) -> Result<SourceText, UserError> {
         rows,
         broken,
         unit: "line",
+        same_as_file: false,
     })
 }
 
@@ -391,6 +401,7 @@ fn read_parquet(path: &Path) -> Result<SourceText, UserError> {
         rows,
         broken: Vec::new(),
         unit: "row",
+        same_as_file: false,
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod decisions;
+pub mod parallel_parquet;
 pub mod sidecar;
 pub mod workspace;
 

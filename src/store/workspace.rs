@@ -11,11 +11,12 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::db::{Db, SCHEMA_VERSION};
+use super::parallel_parquet::ParallelParquet;
 use crate::data::LoadOptions;
 use crate::data::frame::{extra_specs, snapshot_frame};
 use crate::data::load::load_dataset_then;
 use crate::data::mapping::Mapping;
-use crate::data::reader::FileKind;
+use crate::data::reader::{FileKind, SourceText};
 use crate::data::record::Record;
 use crate::error::{RowError, UserError, file_error, io_context};
 use crate::util::{current_user, now_rfc3339};
@@ -47,6 +48,17 @@ pub struct SourceInfo {
     pub imported: usize,
     pub rejected: usize,
     pub id_source: String,
+    /// Set when `source.raw` is a hard link to the dataset file rather than a copy:
+    /// the file's size and modification time (ns) then, which must still hold for its
+    /// rows to be the ones imported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_link: Option<RawLink>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RawLink {
+    pub size: u64,
+    pub modified_ns: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -237,15 +249,18 @@ impl Workspace {
         ));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| io_context(&staging, e))?;
-        // The verbatim rows are written while the rows are parsed.
+        // The verbatim rows are kept while the rows are parsed.
         let raw_path = staging.join(RAW_FILE);
-        let written = |bytes: &[u8], failed: &AtomicBool| write_raw(bytes, &raw_path, failed);
+        let before_read = raw_link_stamp(dataset).ok();
+        let written = |source: &SourceText, failed: &AtomicBool| {
+            keep_raw(dataset, before_read, source, &raw_path, failed)
+        };
         let opts = LoadOptions {
             compact_conversations: true,
             ..opts.clone()
         };
-        let mut loaded = match load_dataset_then(dataset, &opts, written) {
-            Ok((loaded, Ok(()))) => loaded,
+        let (mut loaded, raw_link) = match load_dataset_then(dataset, &opts, written) {
+            Ok((loaded, Ok(raw_link))) => (loaded, raw_link),
             Ok((_, Err(e))) | Err(e) => {
                 let _ = std::fs::remove_dir_all(&staging);
                 return Err(e);
@@ -272,6 +287,7 @@ impl Workspace {
                 imported,
                 rejected: loaded.rejects.len(),
                 id_source: loaded.id_source.clone(),
+                raw_link,
             },
             mapping: loaded.mapping.clone(),
         };
@@ -395,6 +411,18 @@ impl Workspace {
             return Err(UserError::new(format!("row {row} has no source text")));
         };
         let path = self.dir.join(RAW_FILE);
+        if let Some(link) = self.config.source.raw_link {
+            if raw_link_stamp(&path).ok() != Some(link) {
+                return Err(file_error(
+                    &self.config.source.path,
+                    "was changed in place since it was imported, so its rows are no longer \
+                     the ones in the snapshot",
+                )
+                .with_hint(
+                    "re-import it with `gleaner import --force` (keeps decisions and votes)",
+                ));
+            }
+        }
         let mut file = std::fs::File::open(&path).map_err(|e| io_context(&path, e))?;
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| io_context(&path, e))?;
@@ -414,6 +442,43 @@ impl Workspace {
     }
 }
 
+/// Keep the source rows verbatim in `path`. When the rows are the dataset file's own
+/// bytes, a hard link to the file keeps them without writing a second copy (700 MB for
+/// 1M rows, a sixth of the import's time); a link that cannot be made (another file
+/// system, no permission) or a file that changed since `before_read` falls back to a
+/// copy. Returns the link's stamp, which `raw_row` checks: an in-place rewrite of the
+/// dataset would change the linked rows too.
+fn keep_raw(
+    dataset: &Path,
+    before_read: Option<RawLink>,
+    source: &SourceText,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<Option<RawLink>, UserError> {
+    if source.same_as_file && std::fs::hard_link(dataset, path).is_ok() {
+        match raw_link_stamp(path) {
+            Ok(stamp) if Some(stamp) == before_read && stamp.size == source.bytes.len() as u64 => {
+                return Ok(Some(stamp));
+            }
+            _ => std::fs::remove_file(path).map_err(|e| io_context(path, e))?,
+        }
+    }
+    write_raw(&source.bytes, path, stop).map(|()| None)
+}
+
+fn raw_link_stamp(path: &Path) -> std::io::Result<RawLink> {
+    let meta = std::fs::metadata(path)?;
+    let modified_ns = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    Ok(RawLink {
+        size: meta.len(),
+        modified_ns,
+    })
+}
+
 /// Write the verbatim rows, in pieces so that a failed load (`stop`) does not wait for
 /// the rest of a large file.
 fn write_raw(bytes: &[u8], path: &Path, stop: &AtomicBool) -> Result<(), UserError> {
@@ -428,65 +493,48 @@ fn write_raw(bytes: &[u8], path: &Path, stop: &AtomicBool) -> Result<(), UserErr
     file.sync_all().map_err(|e| io_context(path, e))
 }
 
-/// Rows per frame built and written at once: bounds memory on large imports.
-const WRITE_CHUNK: usize = 4 * ROW_GROUP_ROWS;
-
-/// Write the snapshot chunk by chunk. A producer thread builds frames for a few chunks
-/// in parallel while this thread compresses and writes the previous ones; each chunk's
-/// text is freed once written.
+/// Write the snapshot in waves of row groups: each wave's groups are built into frames
+/// and compressed in parallel (`ParallelParquet`), then written in order; each group's
+/// records are freed once built, so memory goes down as the file grows.
 fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     use rayon::prelude::*;
     let fail = |e: PolarsError| file_error(path, format!("cannot write the snapshot: {e}"));
     let extras = extra_specs(&records);
     let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
-    let group = rayon::current_num_threads().max(1);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<PolarsResult<DataFrame>>(group);
-    std::thread::scope(|scope| {
-        let extras = &extras;
-        scope.spawn(move || {
-            let mut rows = records.into_iter();
-            loop {
-                let chunks: Vec<Vec<Record>> = (0..group)
-                    .map(|_| rows.by_ref().take(WRITE_CHUNK).collect::<Vec<_>>())
-                    .filter(|c| !c.is_empty())
-                    .collect();
-                if chunks.is_empty() {
-                    return;
-                }
-                let frames: Vec<PolarsResult<DataFrame>> = chunks
-                    .into_par_iter()
-                    .map(|chunk| snapshot_frame(&chunk, extras))
-                    .collect();
-                for frame in frames {
-                    if tx.send(frame).is_err() {
-                        return; // the writer failed and stopped listening
-                    }
-                }
-            }
-        });
-        let mut writer = None;
-        for frame in rx {
-            let frame = frame.map_err(fail)?;
-            if writer.is_none() {
-                writer = Some(
-                    ParquetWriter::new(&file)
-                        .with_compression(ParquetCompression::Lz4Raw)
-                        .with_row_group_size(Some(ROW_GROUP_ROWS))
-                        .batched(&frame.schema())
-                        .map_err(fail)?,
-                );
-            }
-            writer
-                .as_mut()
-                .expect("set above")
-                .write_batch(&frame)
-                .map_err(fail)?;
+    let wave = 2 * rayon::current_num_threads().max(1);
+    let mut rows = records.into_iter();
+    let mut writer: Option<ParallelParquet<&std::fs::File>> = None;
+    loop {
+        let groups: Vec<Vec<Record>> = (0..wave)
+            .map(|_| rows.by_ref().take(ROW_GROUP_ROWS).collect::<Vec<_>>())
+            .filter(|g| !g.is_empty())
+            .collect();
+        let Some(first) = groups.first() else { break };
+        if writer.is_none() {
+            let schema = snapshot_frame(first, &extras)
+                .map_err(fail)?
+                .schema()
+                .clone();
+            writer = Some(
+                ParallelParquet::new(&file, &schema, ParquetCompression::Lz4Raw).map_err(fail)?,
+            );
         }
-        if let Some(w) = writer {
-            w.finish().map_err(fail)?;
+        let w = writer.as_mut().expect("set above");
+        let encoded: Vec<_> = {
+            let shared = &*w;
+            groups
+                .into_par_iter()
+                .map(|group| shared.encode(&snapshot_frame(&group, &extras)?))
+                .collect::<PolarsResult<_>>()
+                .map_err(fail)?
+        };
+        for group in encoded.iter().flatten() {
+            w.write(group).map_err(fail)?;
         }
-        Ok::<(), UserError>(())
-    })?;
+    }
+    if let Some(w) = writer {
+        w.finish().map_err(fail)?;
+    }
     file.sync_all().map_err(|e| io_context(path, e))
 }
 

@@ -1,0 +1,143 @@
+//! A Parquet writer that compresses on every core.
+//!
+//! polars' `BatchedWriter` compresses pages lazily, on the thread that writes them: a
+//! 1M-row snapshot spent 3.2 s compressing on one core while the other waited. Here
+//! each row group is encoded and compressed by [`ParallelParquet::encode`], which any
+//! number of threads may call at once, and only finished pages pass through the writer,
+//! in order. The file is an ordinary Parquet file written by polars' own `FileWriter`.
+
+use std::io::Write;
+
+use polars::prelude::*;
+use polars_io::parquet::write::{BatchedWriter, get_encodings};
+use polars_parquet::write::{
+    CompressedPage, CompressionOptions, Encoding, ParquetType, StatisticsOptions, Version,
+    WriteOptions, array_to_columns, compress, to_parquet_schema,
+};
+
+pub struct ParallelParquet<W: Write> {
+    writer: BatchedWriter<W>,
+    fields: Vec<ParquetType>,
+    encodings: Vec<Vec<Encoding>>,
+    options: WriteOptions,
+}
+
+/// One row group, compressed and ready to write.
+pub struct EncodedGroup {
+    rows: u64,
+    columns: Vec<Vec<CompressedPage>>,
+}
+
+impl<W: Write + Send> ParallelParquet<W> {
+    pub fn new(sink: W, schema: &Schema, compression: ParquetCompression) -> PolarsResult<Self> {
+        let writer = ParquetWriter::new(sink)
+            .with_compression(compression)
+            .batched(schema)?;
+        // The same schema, types and encodings `batched` derived for its FileWriter.
+        let arrow = schema.to_arrow(CompatLevel::newest());
+        let fields = to_parquet_schema(&arrow)?.fields().to_vec();
+        let encodings = get_encodings(&arrow).iter().cloned().collect();
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            version: Version::V1,
+            compression: CompressionOptions::from(compression),
+            data_page_size: None,
+        };
+        Ok(Self {
+            writer,
+            fields,
+            encodings,
+            options,
+        })
+    }
+
+    /// Encode and compress `frame`, one row group per chunk. Safe to call from many
+    /// threads at once; the groups are written by [`Self::write`] in the caller's order.
+    pub fn encode(&self, frame: &DataFrame) -> PolarsResult<Vec<EncodedGroup>> {
+        let mut groups = Vec::new();
+        for batch in frame.iter_chunks(CompatLevel::newest(), false) {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut columns = Vec::new();
+            for ((array, field), encoding) in batch
+                .columns()
+                .iter()
+                .zip(&self.fields)
+                .zip(&self.encodings)
+            {
+                // A nested column has one entry per leaf.
+                for leaf in array_to_columns(array, field.clone(), self.options, encoding)? {
+                    let pages = leaf
+                        .map(|page| Ok(compress(page?, Vec::new(), self.options.compression)?))
+                        .collect::<PolarsResult<Vec<_>>>()?;
+                    columns.push(pages);
+                }
+            }
+            groups.push(EncodedGroup {
+                rows: batch.len() as u64,
+                columns,
+            });
+        }
+        Ok(groups)
+    }
+
+    pub fn write(&mut self, group: &EncodedGroup) -> PolarsResult<()> {
+        self.writer.write_row_group(group.rows, &group.columns)
+    }
+
+    pub fn finish(self) -> PolarsResult<u64> {
+        self.writer.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_compressed_on_other_threads_read_back_as_the_frame_written() {
+        let part = |from: usize| {
+            let n = 1000;
+            let text: Vec<Option<String>> = (from..from + n)
+                .map(|i| (i % 7 != 0).then(|| format!("row {i} ") + &"x".repeat(i % 50)))
+                .collect();
+            let number: Vec<u32> = (from..from + n).map(|i| i as u32).collect();
+            let turns: Vec<Series> = (from..from + n)
+                .map(|i| Series::new("".into(), vec![format!("turn {i}"); i % 3]))
+                .collect();
+            df!("text" => text, "number" => number, "turns" => turns).unwrap()
+        };
+        let parts: Vec<DataFrame> = (0..4).map(|k| part(k * 1000)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer =
+            ParallelParquet::new(&file, &parts[0].schema(), ParquetCompression::Lz4Raw).unwrap();
+        // Encoded in reverse order on two threads, written in frame order.
+        let encoded: Vec<Vec<EncodedGroup>> = std::thread::scope(|s| {
+            let w = &writer;
+            let handles: Vec<_> = parts
+                .iter()
+                .rev()
+                .map(|p| s.spawn(move || w.encode(p).unwrap()))
+                .collect();
+            let mut out: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            out.reverse();
+            out
+        });
+        for group in encoded.iter().flatten() {
+            writer.write(group).unwrap();
+        }
+        writer.finish().unwrap();
+        let back = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        let mut whole = parts[0].clone();
+        for p in &parts[1..] {
+            whole.vstack_mut(p).unwrap();
+        }
+        assert_eq!(back.height(), 4000);
+        assert!(back.equals_missing(&whole));
+    }
+}

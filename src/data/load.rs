@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::mapping::{Mapping, MappingFile, detect};
 use super::normalize::Normalizer;
-use super::reader::{FileKind, SourceText, read_source};
+use super::reader::{FileKind, SourceBytes, SourceText, read_source};
 use super::record::Record;
 use crate::error::{RowError, UserError, file_error};
 
@@ -32,7 +32,7 @@ pub struct LoadOptions {
 pub struct Loaded {
     pub records: Vec<Record>,
     /// The rows' JSON text; `Record::raw_span` indexes into it.
-    pub source: Vec<u8>,
+    pub source: SourceBytes,
     pub rejects: Vec<RowError>,
     pub mapping: Mapping,
     pub kind: FileKind,
@@ -105,18 +105,18 @@ fn normalize_source(
 ) -> Result<Built, UserError> {
     let unit = source.unit;
     let mapping = resolve_mapping(path, source, opts)?;
-    let normalizer = Normalizer::new(&mapping);
-    let results: Vec<Result<super::normalize::Normalized, RowError>> = source
+    let normalizer = Normalizer::new(&mapping).compact(opts.compact_conversations);
+    let results: Vec<Result<Record, RowError>> = source
         .rows
         .par_iter()
         .map(|span| {
             let text = std::str::from_utf8(source.row_bytes(span)).expect("checked by the reader");
-            normalizer.normalize(span.line, text).map(|mut n| {
-                n.record.raw_span = Some((span.start, span.end));
+            normalizer.normalize(span.line, text).map(|mut record| {
+                record.raw_span = Some((span.start, span.end));
                 if opts.compact_conversations {
-                    n.record.compact_conversation();
+                    record.compact_conversation();
                 }
-                n
+                record
             })
         })
         .collect();
@@ -124,7 +124,7 @@ fn normalize_source(
     let mut rejects = source.broken.clone();
     // Collected in place (the results' buffer is reused): a million rows' structs are
     // ~300 MB, and a second array would raise the import's peak memory by as much.
-    let good: Vec<super::normalize::Normalized> = results
+    let good: Vec<Record> = results
         .into_iter()
         .filter_map(|r| r.map_err(|e| rejects.push(e)).ok())
         .collect();
@@ -226,69 +226,65 @@ fn resolve_mapping(
     }
 }
 
-/// The dataset's own id where present and unique, a content hash otherwise.
+/// The dataset's own id where present and unique, a content hash otherwise. A record
+/// arrives with its row's own id in `id`, or an empty one.
 fn assign_ids(
-    good: Vec<super::normalize::Normalized>,
+    mut records: Vec<Record>,
     rejects: &mut Vec<RowError>,
     hash_ids: bool,
     mapping: &Mapping,
 ) -> (Vec<Record>, String) {
     type FastMap<'a> = HashMap<&'a str, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
     let id_col = mapping.columns.id.clone().unwrap_or_else(|| "id".into());
-    // Pass 1, borrowing: which rows repeat an id seen earlier.
-    let mut duplicate = vec![false; good.len()];
+    if hash_ids {
+        records.iter_mut().for_each(|r| r.id.clear());
+    }
+    // Which rows repeat an id seen earlier: rejected, and dropped in place.
+    let mut duplicate = vec![false; records.len()];
+    let mut any_duplicate = false;
     {
-        let mut first: FastMap = HashMap::with_capacity_and_hasher(good.len(), Default::default());
-        for (i, n) in good.iter().enumerate() {
-            let Some(id) = n.source_id.as_deref().filter(|_| !hash_ids) else {
+        let mut first: FastMap =
+            HashMap::with_capacity_and_hasher(records.len(), Default::default());
+        for (i, r) in records.iter().enumerate() {
+            if r.id.is_empty() {
                 continue;
-            };
-            if let Some(line) = first.get(id) {
+            }
+            if let Some(line) = first.get(r.id.as_str()) {
                 rejects.push(RowError::new(
-                    n.record.line,
+                    r.line,
                     Some(&id_col),
-                    format!("duplicate id \"{id}\" (first seen on line {line})"),
+                    format!("duplicate id \"{}\" (first seen on line {line})", r.id),
                 ));
                 duplicate[i] = true;
+                any_duplicate = true;
             } else {
-                first.insert(id, n.record.line);
+                first.insert(&r.id, r.line);
             }
         }
     }
-    let mut pending_hash = Vec::new();
-    let mut used_column = false;
-    let mut kept = 0;
-    // In place, as above.
-    let mut records: Vec<Record> = good
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, n)| {
-            if duplicate[i] {
-                return None;
-            }
-            let mut record = n.record;
-            match n.source_id.filter(|_| !hash_ids) {
-                Some(id) => {
-                    record.id = id;
-                    used_column = true;
-                }
-                None => pending_hash.push(kept),
-            }
-            kept += 1;
-            Some(record)
-        })
-        .collect();
-    let used_hash = !pending_hash.is_empty();
+    if any_duplicate {
+        let mut i = 0;
+        records.retain(|_| {
+            i += 1;
+            !duplicate[i - 1]
+        });
+    }
+    let used_column = records.iter().any(|r| !r.id.is_empty());
+    let used_hash = records.iter().any(|r| r.id.is_empty());
     if used_hash {
         // Hash ids go last so they can never collide with a real id.
+        let hashes: Vec<Option<String>> = records
+            .par_iter()
+            .map(|r| r.id.is_empty().then(|| content_hash(r)))
+            .collect();
         let mut taken: std::collections::HashSet<String, xxhash_rust::xxh3::Xxh3DefaultBuilder> =
             records
                 .iter()
                 .filter(|r| !r.id.is_empty())
                 .map(|r| r.id.clone())
                 .collect();
-        for i in pending_hash {
-            let base = content_hash(&records[i]);
+        for (record, base) in records.iter_mut().zip(hashes) {
+            let Some(base) = base else { continue };
             let mut id = base.clone();
             let mut k = 2;
             while taken.contains(&id) {
@@ -296,7 +292,7 @@ fn assign_ids(
                 k += 1;
             }
             taken.insert(id.clone());
-            records[i].id = id;
+            record.id = id;
         }
     }
     let source = match (used_column, used_hash) {

@@ -10,12 +10,9 @@ use crate::error::RowError;
 pub struct Normalizer<'a> {
     pub mapping: &'a Mapping,
     consumed: Vec<&'a str>,
-}
-
-/// A row's own id value, if it has one.
-pub struct Normalized {
-    pub record: Record,
-    pub source_id: Option<String>,
+    /// Mapped columns named by more than one role: their text is copied, not moved.
+    shared: Vec<&'a str>,
+    compact: bool,
 }
 
 impl<'a> Normalizer<'a> {
@@ -37,15 +34,35 @@ impl<'a> Normalizer<'a> {
         .flatten()
         .map(String::as_str)
         .collect::<Vec<_>>();
+        let shared = consumed
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| consumed[..*i].contains(c) || consumed[i + 1..].contains(c))
+            .map(|(_, c)| *c)
+            .collect();
         let mut consumed = consumed;
         if mapping.formatting == Formatting::Sharegpt {
             // gleaner's own JSONL export writes these beside `messages`.
             consumed.extend(["instruction", "input", "output"]);
         }
-        Self { mapping, consumed }
+        Self {
+            mapping,
+            consumed,
+            shared,
+            compact: false,
+        }
     }
 
-    pub fn normalize(&self, line: usize, raw: &str) -> Result<Normalized, RowError> {
+    /// Leave a single-turn record's `messages` empty where instruction, input and
+    /// output rebuild it (`Record::conversation_in_fields`), without building it first.
+    pub fn compact(mut self, compact: bool) -> Self {
+        self.compact = compact;
+        self
+    }
+
+    /// One row as a record. Its `id` is the row's own id value, or empty when it has
+    /// none (the loader then assigns a content hash).
+    pub fn normalize(&self, line: usize, raw: &str) -> Result<Record, RowError> {
         let value: Value = serde_json::from_str(raw).map_err(|e| {
             let msg = super::reader::strip_serde_position(&e.to_string());
             let msg = if e.is_eof() {
@@ -62,39 +79,39 @@ impl<'a> Normalizer<'a> {
                 format!("expected a JSON object, found {}", type_name(&value)),
             ));
         };
-        let row = Row { line, obj: &obj };
+        let mut row = Row {
+            line,
+            obj,
+            shared: &self.shared,
+        };
         let mut record = match self.mapping.formatting {
-            Formatting::Alpaca => self.flat(&row)?,
-            Formatting::Sharegpt => self.turns(&row)?,
+            Formatting::Alpaca => self.flat(&mut row)?,
+            Formatting::Sharegpt => self.turns(&mut row)?,
         };
         record.line = line;
-        record.extras = obj
-            .iter()
+        if let Some(col) = &self.mapping.columns.id {
+            record.id = row.id(col)?.unwrap_or_default();
+        }
+        record.extras = row
+            .obj
+            .into_iter()
             .filter(|(k, v)| !self.consumed.contains(&k.as_str()) && is_scalar(v))
-            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let source_id = match &self.mapping.columns.id {
-            Some(col) => row.id(col)?,
-            None => None,
-        };
-        Ok(Normalized { record, source_id })
+        Ok(record)
     }
 
     /// Alpaca, Dolly, prompt/completion and preference rows.
-    fn flat(&self, row: &Row) -> Result<Record, RowError> {
+    fn flat(&self, row: &mut Row) -> Result<Record, RowError> {
         let c = &self.mapping.columns;
         let preference = self.mapping.format == Format::Preference;
-        let mut messages = Vec::new();
         let system = match &c.system {
             Some(col) => row.opt_str(col)?,
             None => None,
         };
-        if let Some(s) = &system {
-            messages.push(Message::new("system", s.clone()));
-        }
-        if let Some(col) = &c.history {
-            messages.extend(row.history(col)?);
-        }
+        let history = match &c.history {
+            Some(col) => row.history(col)?,
+            None => Vec::new(),
+        };
         let (instruction, prompt_turns) = match &c.prompt {
             Some(col) if preference => row.text_or_turns(col, true, &self.mapping.tags)?,
             Some(col) => (Some(row.req_str(col)?), Vec::new()),
@@ -104,18 +121,6 @@ impl<'a> Normalizer<'a> {
             Some(col) => row.opt_str(col)?,
             None => None,
         };
-        if prompt_turns.is_empty() {
-            let mut user = instruction.clone().unwrap_or_default();
-            if let Some(i) = input.as_deref().filter(|i| !i.is_empty()) {
-                if !user.is_empty() {
-                    user.push('\n');
-                }
-                user.push_str(i);
-            }
-            messages.push(Message::new("user", user));
-        } else {
-            messages.extend(prompt_turns);
-        }
         let (chosen, rejected) = if preference {
             let chosen = self.answer(row, c.chosen.as_deref())?;
             let rejected = self.answer(row, c.rejected.as_deref())?;
@@ -131,6 +136,40 @@ impl<'a> Normalizer<'a> {
             (None, true) => chosen.clone(),
             (None, false) => None,
         };
+        if self.compact && history.is_empty() && prompt_turns.is_empty() {
+            // The common single-turn row: its conversation would be exactly what
+            // instruction/input/output rebuild (`Record::conversation_is_derived`), so
+            // it is not built at all.
+            if instruction.is_some() && response.is_some() {
+                return Ok(Record {
+                    system,
+                    instruction,
+                    input: Some(input.unwrap_or_default()),
+                    output: response,
+                    chosen,
+                    rejected,
+                    conversation_in_fields: true,
+                    ..Record::default()
+                });
+            }
+        }
+        let mut messages = Vec::new();
+        if let Some(s) = &system {
+            messages.push(Message::new("system", s.clone()));
+        }
+        messages.extend(history);
+        if prompt_turns.is_empty() {
+            let mut user = instruction.clone().unwrap_or_default();
+            if let Some(i) = input.as_deref().filter(|i| !i.is_empty()) {
+                if !user.is_empty() {
+                    user.push('\n');
+                }
+                user.push_str(i);
+            }
+            messages.push(Message::new("user", user));
+        } else {
+            messages.extend(prompt_turns);
+        }
         if let Some(r) = &response {
             messages.push(Message::new("assistant", r.clone()));
         }
@@ -145,7 +184,7 @@ impl<'a> Normalizer<'a> {
         Ok(record)
     }
 
-    fn answer(&self, row: &Row, col: Option<&str>) -> Result<Option<String>, RowError> {
+    fn answer(&self, row: &mut Row, col: Option<&str>) -> Result<Option<String>, RowError> {
         let Some(col) = col else { return Ok(None) };
         let (text, turns) = row.text_or_turns(col, true, &self.mapping.tags)?;
         Ok(text.or_else(|| {
@@ -159,7 +198,7 @@ impl<'a> Normalizer<'a> {
     }
 
     /// ShareGPT and OpenAI-messages rows.
-    fn turns(&self, row: &Row) -> Result<Record, RowError> {
+    fn turns(&self, row: &mut Row) -> Result<Record, RowError> {
         let c = &self.mapping.columns;
         let Some(col) = c.messages.as_deref() else {
             return Err(RowError::new(
@@ -226,9 +265,12 @@ impl<'a> Normalizer<'a> {
     }
 }
 
+/// A parsed row. Text fields are moved out of it (`take_text`) rather than copied,
+/// except for columns that more than one role reads (`shared`).
 struct Row<'a> {
     line: usize,
-    obj: &'a Map<String, Value>,
+    obj: Map<String, Value>,
+    shared: &'a [&'a str],
 }
 
 impl Row<'_> {
@@ -240,27 +282,39 @@ impl Row<'_> {
         RowError::new(self.line, Some(col), "missing required field")
     }
 
-    fn req_str(&self, col: &str) -> Result<String, RowError> {
+    /// The string at `col` (checked to be one), moved out unless another role reads it.
+    fn take_text(&mut self, col: &str) -> String {
+        let shared = self.shared.contains(&col);
+        match self.obj.get_mut(col) {
+            Some(Value::String(s)) if shared => s.clone(),
+            Some(Value::String(s)) => std::mem::take(s),
+            _ => String::new(),
+        }
+    }
+
+    /// Text fields must be JSON strings: a number where text belongs usually means the
+    /// columns are mapped wrong, and silently stringifying it would hide that.
+    fn req_str(&mut self, col: &str) -> Result<String, RowError> {
         match self.get(col) {
             None | Some(Value::Null) => Err(self.missing(col)),
-            Some(v) => as_text(v).ok_or_else(|| wrong_type(self.line, col, "a string", v)),
+            Some(Value::String(_)) => Ok(self.take_text(col)),
+            Some(v) => Err(wrong_type(self.line, col, "a string", v)),
         }
     }
 
-    fn opt_str(&self, col: &str) -> Result<Option<String>, RowError> {
+    fn opt_str(&mut self, col: &str) -> Result<Option<String>, RowError> {
         match self.get(col) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => as_text(v)
-                .map(Some)
-                .ok_or_else(|| wrong_type(self.line, col, "a string", v)),
+            Some(Value::String(_)) => Ok(Some(self.take_text(col))),
+            Some(v) => Err(wrong_type(self.line, col, "a string", v)),
         }
     }
 
-    fn id(&self, col: &str) -> Result<Option<String>, RowError> {
+    fn id(&mut self, col: &str) -> Result<Option<String>, RowError> {
         match self.get(col) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::String(_)) => Ok(Some(self.take_text(col))),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
             Some(v) => Err(wrong_type(self.line, col, "a string or integer id", v)),
         }
@@ -303,7 +357,7 @@ impl Row<'_> {
 
     /// A field that may be a plain string or a list of turns (TRL conversational form).
     fn text_or_turns(
-        &self,
+        &mut self,
         col: &str,
         required: bool,
         tags: &super::mapping::Tags,
@@ -311,7 +365,7 @@ impl Row<'_> {
         match self.get(col) {
             None | Some(Value::Null) if required => Err(self.missing(col)),
             None | Some(Value::Null) => Ok((None, Vec::new())),
-            Some(Value::String(s)) => Ok((Some(s.clone()), Vec::new())),
+            Some(Value::String(_)) => Ok((Some(self.take_text(col)), Vec::new())),
             Some(v @ Value::Array(_)) => Ok((None, parse_turns(self.line, col, v, tags)?)),
             Some(v) => Err(wrong_type(
                 self.line,
@@ -423,15 +477,6 @@ fn content_text(v: &Value) -> Option<String> {
                 .collect();
             texts.map(|t| t.join("\n"))
         }
-        _ => None,
-    }
-}
-
-/// Text fields must be JSON strings: a number where text belongs usually means the
-/// columns are mapped wrong, and silently stringifying it would hide that.
-fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
         _ => None,
     }
 }

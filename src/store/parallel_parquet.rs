@@ -2,9 +2,10 @@
 //!
 //! polars' `BatchedWriter` compresses pages lazily, on the thread that writes them: a
 //! 1M-row snapshot spent 3.2 s compressing on one core while the other waited. Here
-//! each row group is encoded and compressed by [`ParallelParquet::encode`], which any
-//! number of threads may call at once, and only finished pages pass through the writer,
-//! in order. The file is an ordinary Parquet file written by polars' own `FileWriter`.
+//! each row group is encoded and compressed by [`RowGroupEncoder::encode`], which any
+//! number of threads may call at once, and only finished pages pass through the
+//! [`ParquetSink`], in order, on a thread of its own if the caller likes. The file is an
+//! ordinary Parquet file written by polars' own `FileWriter`.
 
 use std::io::Write;
 
@@ -15,11 +16,16 @@ use polars_parquet::write::{
     WriteOptions, array_to_columns, compress, to_parquet_schema,
 };
 
-pub struct ParallelParquet<W: Write> {
-    writer: BatchedWriter<W>,
+/// Turns frames into compressed row groups; shared by any number of threads.
+pub struct RowGroupEncoder {
     fields: Vec<ParquetType>,
     encodings: Vec<Vec<Encoding>>,
     options: WriteOptions,
+}
+
+/// Writes compressed row groups in the order given, then the footer.
+pub struct ParquetSink<W: Write> {
+    writer: BatchedWriter<W>,
 }
 
 /// One row group, compressed and ready to write.
@@ -28,31 +34,38 @@ pub struct EncodedGroup {
     columns: Vec<Vec<CompressedPage>>,
 }
 
-impl<W: Write + Send> ParallelParquet<W> {
-    pub fn new(sink: W, schema: &Schema, compression: ParquetCompression) -> PolarsResult<Self> {
-        let writer = ParquetWriter::new(sink)
-            .with_compression(compression)
-            .batched(schema)?;
-        // The same schema, types and encodings `batched` derived for its FileWriter.
-        let arrow = schema.to_arrow(CompatLevel::newest());
-        let fields = to_parquet_schema(&arrow)?.fields().to_vec();
-        let encodings = get_encodings(&arrow).iter().cloned().collect();
-        let options = WriteOptions {
-            statistics: StatisticsOptions::default(),
-            version: Version::V1,
-            compression: CompressionOptions::from(compression),
-            data_page_size: None,
-        };
-        Ok(Self {
-            writer,
+/// The encoder and the sink for one Parquet file of frames with `schema`.
+pub fn parallel_parquet<W: Write>(
+    sink: W,
+    schema: &Schema,
+    compression: ParquetCompression,
+) -> PolarsResult<(RowGroupEncoder, ParquetSink<W>)> {
+    let writer = ParquetWriter::new(sink)
+        .with_compression(compression)
+        .batched(schema)?;
+    // The same schema, types and encodings `batched` derived for its FileWriter.
+    let arrow = schema.to_arrow(CompatLevel::newest());
+    let fields = to_parquet_schema(&arrow)?.fields().to_vec();
+    let encodings = get_encodings(&arrow).iter().cloned().collect();
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        version: Version::V1,
+        compression: CompressionOptions::from(compression),
+        data_page_size: None,
+    };
+    Ok((
+        RowGroupEncoder {
             fields,
             encodings,
             options,
-        })
-    }
+        },
+        ParquetSink { writer },
+    ))
+}
 
+impl RowGroupEncoder {
     /// Encode and compress `frame`, one row group per chunk. Safe to call from many
-    /// threads at once; the groups are written by [`Self::write`] in the caller's order.
+    /// threads at once; [`ParquetSink::write`] writes the groups in the caller's order.
     pub fn encode(&self, frame: &DataFrame) -> PolarsResult<Vec<EncodedGroup>> {
         let mut groups = Vec::new();
         for batch in frame.iter_chunks(CompatLevel::newest(), false) {
@@ -82,6 +95,9 @@ impl<W: Write + Send> ParallelParquet<W> {
         Ok(groups)
     }
 
+}
+
+impl<W: Write> ParquetSink<W> {
     pub fn write(&mut self, group: &EncodedGroup) -> PolarsResult<()> {
         self.writer.write_row_group(group.rows, &group.columns)
     }
@@ -112,11 +128,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         let file = std::fs::File::create(&path).unwrap();
-        let mut writer =
-            ParallelParquet::new(&file, &parts[0].schema(), ParquetCompression::Lz4Raw).unwrap();
+        let (encoder, mut writer) =
+            parallel_parquet(&file, &parts[0].schema(), ParquetCompression::Lz4Raw).unwrap();
         // Encoded in reverse order on two threads, written in frame order.
         let encoded: Vec<Vec<EncodedGroup>> = std::thread::scope(|s| {
-            let w = &writer;
+            let w = &encoder;
             let handles: Vec<_> = parts
                 .iter()
                 .rev()

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::db::{Db, SCHEMA_VERSION};
-use super::parallel_parquet::ParallelParquet;
+use super::parallel_parquet::{EncodedGroup, parallel_parquet};
 use crate::data::LoadOptions;
 use crate::data::frame::{extra_specs, snapshot_frame};
 use crate::data::load::load_dataset_then;
@@ -494,8 +494,8 @@ fn write_raw(bytes: &[u8], path: &Path, stop: &AtomicBool) -> Result<(), UserErr
 }
 
 /// Write the snapshot in waves of row groups: each wave's groups are built into frames
-/// and compressed in parallel (`ParallelParquet`), then written in order; each group's
-/// records are freed once built, so memory goes down as the file grows.
+/// and compressed in parallel (`parallel_parquet`) while a thread of its own writes
+/// the previous wave in order; each group's records are freed once built.
 fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     use rayon::prelude::*;
     let fail = |e: PolarsError| file_error(path, format!("cannot write the snapshot: {e}"));
@@ -503,38 +503,48 @@ fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
     let wave = 2 * rayon::current_num_threads().max(1);
     let mut rows = records.into_iter();
-    let mut writer: Option<ParallelParquet<&std::fs::File>> = None;
-    loop {
-        let groups: Vec<Vec<Record>> = (0..wave)
+    let mut next_wave = || -> Vec<Vec<Record>> {
+        (0..wave)
             .map(|_| rows.by_ref().take(ROW_GROUP_ROWS).collect::<Vec<_>>())
             .filter(|g| !g.is_empty())
-            .collect();
-        let Some(first) = groups.first() else { break };
-        if writer.is_none() {
-            let schema = snapshot_frame(first, &extras)
-                .map_err(fail)?
-                .schema()
-                .clone();
-            writer = Some(
-                ParallelParquet::new(&file, &schema, ParquetCompression::Lz4Raw).map_err(fail)?,
-            );
-        }
-        let w = writer.as_mut().expect("set above");
-        let encoded: Vec<_> = {
-            let shared = &*w;
-            groups
+            .collect()
+    };
+    let mut groups = next_wave();
+    let Some(first) = groups.first() else {
+        return Err(file_error(path, "internal: no rows to write"));
+    };
+    let schema = snapshot_frame(first, &extras).map_err(fail)?.schema().clone();
+    let (encoder, mut sink) =
+        parallel_parquet(&file, &schema, ParquetCompression::Lz4Raw).map_err(fail)?;
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<EncodedGroup>>(wave);
+        let writer = scope.spawn(move || {
+            for encoded in rx {
+                for group in &encoded {
+                    sink.write(group)?;
+                }
+            }
+            sink.finish()
+        });
+        while !groups.is_empty() {
+            let encoded: Vec<Vec<EncodedGroup>> = groups
                 .into_par_iter()
-                .map(|group| shared.encode(&snapshot_frame(&group, &extras)?))
+                .map(|group| encoder.encode(&snapshot_frame(&group, &extras)?))
                 .collect::<PolarsResult<_>>()
-                .map_err(fail)?
-        };
-        for group in encoded.iter().flatten() {
-            w.write(group).map_err(fail)?;
+                .map_err(fail)?;
+            for e in encoded {
+                if tx.send(e).is_err() {
+                    break; // the writer failed: its error is reported below
+                }
+            }
+            groups = next_wave();
         }
-    }
-    if let Some(w) = writer {
-        w.finish().map_err(fail)?;
-    }
+        drop(tx);
+        writer
+            .join()
+            .map_err(|_| UserError::new("internal: the snapshot writer failed"))?
+            .map_err(fail)
+    })?;
     file.sync_all().map_err(|e| io_context(path, e))
 }
 

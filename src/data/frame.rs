@@ -13,7 +13,7 @@ use polars_arrow::array::ListArray;
 use polars_arrow::offset::OffsetsBuffer;
 use serde_json::Value;
 
-use super::record::{Message, Record, preview, single_turn_messages};
+use super::record::{Message, Record, preview, preview_parts, single_turn_messages};
 
 /// Enough for the widest table cell; longer text is read in the reader pane.
 pub const PREVIEW_CHARS: usize = 120;
@@ -177,16 +177,30 @@ struct BrowseColumns {
 }
 
 fn browse_columns(r: &Record) -> BrowseColumns {
+    if r.conversation_in_fields {
+        // The user turn is instruction, newline, input: read from the fields in place.
+        let instruction = r.instruction.as_deref().unwrap_or("");
+        let input = r.input.as_deref().unwrap_or("");
+        let join = if instruction.is_empty() || input.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        let answer = r.output.as_deref().unwrap_or("");
+        let user = [instruction, join, input];
+        return BrowseColumns {
+            turns: 1,
+            prompt_chars: user.iter().map(|p| p.chars().count()).sum::<usize>() as u32,
+            response_chars: answer.chars().count() as u32,
+            preview_prompt: preview_parts(&user, PREVIEW_CHARS),
+            preview_response: preview(answer, PREVIEW_CHARS),
+        };
+    }
     let (user, answer, turns) = r.user_and_answer();
-    let (prompt_chars, response_chars) = if r.conversation_in_fields {
-        (user.chars().count(), answer.chars().count())
-    } else {
-        (r.chars_of_role("user"), r.chars_of_role("assistant"))
-    };
     BrowseColumns {
         turns: turns as u32,
-        prompt_chars: prompt_chars as u32,
-        response_chars: response_chars as u32,
+        prompt_chars: r.chars_of_role("user") as u32,
+        response_chars: r.chars_of_role("assistant") as u32,
         preview_prompt: preview(&user, PREVIEW_CHARS),
         preview_response: preview(answer, PREVIEW_CHARS),
     }

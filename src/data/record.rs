@@ -200,53 +200,87 @@ pub fn single_turn_messages(
     messages
 }
 
-/// A one-line preview: newlines shown as ¶, cut at `max` characters.
+/// A one-line preview: newlines shown as ¶, other control characters as spaces, runs
+/// of spaces squeezed to one, cut at `max` characters (then ending in …).
 pub fn preview(text: &str, max: usize) -> String {
-    // Most previews are printable ASCII with single spaces: copied as they are.
-    let head = &text.as_bytes()[..text.len().min(max)];
-    if head.iter().all(|b| (0x20..0x7f).contains(b)) && !head.windows(2).any(|w| w == b"  ") {
-        let mut out = String::with_capacity(head.len() + 3);
-        out.push_str(&text[..head.len()]);
-        if text.len() > max {
-            out.push('…');
-        }
-        return out;
-    }
-    let mut out = String::with_capacity(max.min(text.len()) + 4);
+    preview_parts(&[text], max)
+}
+
+/// [`preview`] of the concatenation of `parts`, without building it: the snapshot
+/// previews a single-turn user turn (instruction, newline, input) straight from its
+/// fields.
+pub fn preview_parts(parts: &[&str], max: usize) -> String {
+    let mut out = String::with_capacity(max.min(parts.iter().map(|p| p.len()).sum()) + 4);
     let mut n = 0;
     let mut last_space = false;
-    let mut rest = text;
-    while let Some(&b) = rest.as_bytes().first() {
-        if n >= max {
-            out.push('…');
-            break;
+    for part in parts {
+        let mut rest = *part;
+        // Most text is printable ASCII with single spaces: copied as it is.
+        let head = &rest.as_bytes()[..rest.len().min(max - n.min(max))];
+        if !head.is_empty()
+            && head.iter().all(|b| (0x20..0x7f).contains(b))
+            && !head.windows(2).any(|w| w == b"  ")
+            && !(last_space && head[0] == b' ')
+        {
+            out.push_str(&rest[..head.len()]);
+            n += head.len();
+            last_space = head[head.len() - 1] == b' ';
+            rest = &rest[head.len()..];
         }
-        // ASCII (most text) without decoding a char; the rest char by char.
-        let ch = if b.is_ascii() {
-            rest = &rest[1..];
-            match b {
-                b'\n' => '¶',
-                b if b.is_ascii_control() => ' ',
-                b => b as char,
+        while let Some(&b) = rest.as_bytes().first() {
+            if n >= max {
+                out.push('…');
+                return out;
             }
-        } else {
-            let c = rest.chars().next().expect("non-empty");
-            rest = &rest[c.len_utf8()..];
-            if c.is_control() { ' ' } else { c }
-        };
-        if ch == ' ' && last_space {
-            continue;
+            // ASCII (most text) without decoding a char; the rest char by char.
+            let ch = if b.is_ascii() {
+                rest = &rest[1..];
+                match b {
+                    b'\n' => '¶',
+                    b if b.is_ascii_control() => ' ',
+                    b => b as char,
+                }
+            } else {
+                let c = rest.chars().next().expect("non-empty");
+                rest = &rest[c.len_utf8()..];
+                if c.is_control() { ' ' } else { c }
+            };
+            if ch == ' ' && last_space {
+                continue;
+            }
+            last_space = ch == ' ';
+            out.push(ch);
+            n += 1;
         }
-        last_space = ch == ' ';
-        out.push(ch);
-        n += 1;
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::preview;
+    use super::{preview, preview_parts};
+
+    #[test]
+    fn preview_of_parts_is_the_preview_of_their_concatenation() {
+        let pieces = [
+            "", "a", " ", "  ", "\n", "\t", "é", "日本", "x y", "\u{85}", "word ",
+        ];
+        // Every ordered triple of pieces, at several cut points.
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for max in [0, 1, 2, 3, 5, 8] {
+                        let whole = format!("{a}{b}{c}");
+                        assert_eq!(
+                            preview_parts(&[a, b, c], max),
+                            preview(&whole, max),
+                            "{whole:?} at {max}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn preview_marks_newlines_squeezes_spaces_and_cuts() {

@@ -34,11 +34,14 @@ pub struct EncodedGroup {
     columns: Vec<Vec<CompressedPage>>,
 }
 
-/// The encoder and the sink for one Parquet file of frames with `schema`.
+/// The encoder and the sink for one Parquet file of frames with `schema`. Columns
+/// named in `plain` are written without trying a dictionary first: for long texts that
+/// rarely repeat, polars' cardinality estimate only costs time.
 pub fn parallel_parquet<W: Write>(
     sink: W,
     schema: &Schema,
     compression: ParquetCompression,
+    plain: &[&str],
 ) -> PolarsResult<(RowGroupEncoder, ParquetSink<W>)> {
     let writer = ParquetWriter::new(sink)
         .with_compression(compression)
@@ -46,7 +49,14 @@ pub fn parallel_parquet<W: Write>(
     // The same schema, types and encodings `batched` derived for its FileWriter.
     let arrow = schema.to_arrow(CompatLevel::newest());
     let fields = to_parquet_schema(&arrow)?.fields().to_vec();
-    let encodings = get_encodings(&arrow).iter().cloned().collect();
+    let encodings = get_encodings(&arrow)
+        .iter()
+        .zip(schema.iter_names())
+        .map(|(encoding, name)| match encoding.as_slice() {
+            [_] if plain.contains(&name.as_str()) => vec![Encoding::Plain],
+            _ => encoding.clone(),
+        })
+        .collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
         version: Version::V1,
@@ -94,7 +104,6 @@ impl RowGroupEncoder {
         }
         Ok(groups)
     }
-
 }
 
 impl<W: Write> ParquetSink<W> {
@@ -128,8 +137,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         let file = std::fs::File::create(&path).unwrap();
-        let (encoder, mut writer) =
-            parallel_parquet(&file, &parts[0].schema(), ParquetCompression::Lz4Raw).unwrap();
+        let (encoder, mut writer) = parallel_parquet(
+            &file,
+            &parts[0].schema(),
+            ParquetCompression::Lz4Raw,
+            &["text"],
+        )
+        .unwrap();
         // Encoded in reverse order on two threads, written in frame order.
         let encoded: Vec<Vec<EncodedGroup>> = std::thread::scope(|s| {
             let w = &encoder;

@@ -513,9 +513,24 @@ fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     let Some(first) = groups.first() else {
         return Err(file_error(path, "internal: no rows to write"));
     };
-    let schema = snapshot_frame(first, &extras).map_err(fail)?.schema().clone();
+    let schema = snapshot_frame(first, &extras)
+        .map_err(fail)?
+        .schema()
+        .clone();
+    // Snappy: faster than polars' LZ4 here and a fifth smaller (280 vs 356 MB on 1M
+    // synthetic rows).
+    let plain = [
+        "id",
+        "instruction",
+        "input",
+        "output",
+        "chosen",
+        "rejected",
+        "preview_prompt",
+        "preview_response",
+    ];
     let (encoder, mut sink) =
-        parallel_parquet(&file, &schema, ParquetCompression::Lz4Raw).map_err(fail)?;
+        parallel_parquet(&file, &schema, ParquetCompression::Snappy, &plain).map_err(fail)?;
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<EncodedGroup>>(wave);
         let writer = scope.spawn(move || {

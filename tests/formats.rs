@@ -293,3 +293,42 @@ fn demo_dataset_loads_cleanly() {
         })
     }));
 }
+
+#[test]
+fn repeated_and_escaped_keys_read_as_serde_json_reads_them() {
+    // A repeated key keeps its first place and its last value; an escaped key is the
+    // same field as its plain spelling; a column mapped to two roles is read by both.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "k.jsonl",
+        concat!(
+            r#"{"z":1,"instruction":"first","output":"o","tag":"a","instruction":"last","tag":"b"}"#,
+            "\n",
+            r#"{"instr\u0075ction":"escaped","output":"o2","z":2}"#,
+            "\n",
+        ),
+    );
+    let l = load(&p);
+    assert_eq!(l.records[0].instruction.as_deref(), Some("last"));
+    assert_eq!(
+        l.records[0].extras,
+        vec![
+            ("z".to_string(), serde_json::json!(1)),
+            ("tag".to_string(), serde_json::json!("b"))
+        ]
+    );
+    assert_eq!(l.records[1].instruction.as_deref(), Some("escaped"));
+    let map = write(
+        dir.path(),
+        "map.toml",
+        "[columns]\nprompt = \"instruction\"\nquery = \"instruction\"\nresponse = \"output\"\n",
+    );
+    let opts = LoadOptions {
+        mapping: Some(MappingFile::load(&map).unwrap()),
+        ..LoadOptions::default()
+    };
+    let l = load_dataset(&p, &opts).unwrap();
+    assert_eq!(l.records[1].instruction.as_deref(), Some("escaped"));
+    assert_eq!(l.records[1].input.as_deref(), Some("escaped"));
+}

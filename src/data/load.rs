@@ -1,7 +1,7 @@
 //! Load a dataset file: read, detect the schema, normalize every row in parallel,
 //! assign stable ids, and collect bad rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -234,39 +234,31 @@ fn assign_ids(
     hash_ids: bool,
     mapping: &Mapping,
 ) -> (Vec<Record>, String) {
-    type FastMap<'a> = HashMap<&'a str, usize, xxhash_rust::xxh3::Xxh3DefaultBuilder>;
     let id_col = mapping.columns.id.clone().unwrap_or_else(|| "id".into());
     if hash_ids {
         records.iter_mut().for_each(|r| r.id.clear());
     }
-    // Which rows repeat an id seen earlier: rejected, and dropped in place.
-    let mut duplicate = vec![false; records.len()];
-    let mut any_duplicate = false;
-    {
-        let mut first: FastMap =
-            HashMap::with_capacity_and_hasher(records.len(), Default::default());
-        for (i, r) in records.iter().enumerate() {
-            if r.id.is_empty() {
-                continue;
-            }
-            if let Some(line) = first.get(r.id.as_str()) {
-                rejects.push(RowError::new(
-                    r.line,
-                    Some(&id_col),
-                    format!("duplicate id \"{}\" (first seen on line {line})", r.id),
-                ));
-                duplicate[i] = true;
-                any_duplicate = true;
-            } else {
-                first.insert(&r.id, r.line);
-            }
+    // Which rows repeat an id seen earlier: rejected, and dropped in place. Found by
+    // sorting (hash, row) pairs on every core rather than one hash-set insert per row.
+    let duplicate = find_repeats(&records);
+    let any_duplicate = duplicate.iter().any(|d| d.is_some());
+    for (r, first) in records.iter().zip(&duplicate) {
+        if let Some(first) = first {
+            rejects.push(RowError::new(
+                r.line,
+                Some(&id_col),
+                format!(
+                    "duplicate id \"{}\" (first seen on line {})",
+                    r.id, records[*first].line
+                ),
+            ));
         }
     }
     if any_duplicate {
         let mut i = 0;
         records.retain(|_| {
             i += 1;
-            !duplicate[i - 1]
+            duplicate[i - 1].is_none()
         });
     }
     let used_column = records.iter().any(|r| !r.id.is_empty());
@@ -301,6 +293,35 @@ fn assign_ids(
         _ => "hash".to_string(),
     };
     (records, source)
+}
+
+/// For each record whose (non-empty) id an earlier record already has, that earlier
+/// record's index.
+fn find_repeats(records: &[Record]) -> Vec<Option<usize>> {
+    let mut keyed: Vec<(u64, usize)> = records
+        .par_iter()
+        .enumerate()
+        .filter(|(_, r)| !r.id.is_empty())
+        .map(|(i, r)| (xxhash_rust::xxh3::xxh3_64(r.id.as_bytes()), i))
+        .collect();
+    keyed.par_sort_unstable();
+    let mut repeats = vec![None; records.len()];
+    // Rows sharing a hash, in row order: each is compared with the earlier ones (a run
+    // is one id, or very rarely two ids whose hashes collide).
+    for run in keyed
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+    {
+        for (k, &(_, i)) in run.iter().enumerate() {
+            if let Some(&(_, first)) = run[..k]
+                .iter()
+                .find(|(_, j)| repeats[*j].is_none() && records[*j].id == records[i].id)
+            {
+                repeats[i] = Some(first);
+            }
+        }
+    }
+    repeats
 }
 
 /// 16 hex digits of xxh3-128 over the conversation and preference answers.
@@ -343,4 +364,24 @@ pub fn content_hash(r: &Record) -> String {
         h.update(&[1]);
     }
     format!("{:016x}", h.digest128() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_point_at_the_first_row_with_the_id() {
+        let records: Vec<Record> = ["a", "b", "a", "c", "b", "a", "", ""]
+            .iter()
+            .map(|id| Record {
+                id: id.to_string(),
+                ..Record::default()
+            })
+            .collect();
+        assert_eq!(
+            find_repeats(&records),
+            [None, None, Some(0), None, Some(1), Some(0), None, None]
+        );
+    }
 }

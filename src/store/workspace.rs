@@ -493,27 +493,18 @@ fn write_raw(bytes: &[u8], path: &Path, stop: &AtomicBool) -> Result<(), UserErr
     file.sync_all().map_err(|e| io_context(path, e))
 }
 
-/// Write the snapshot in waves of row groups: each wave's groups are built into frames
-/// and compressed in parallel (`parallel_parquet`) while a thread of its own writes
-/// the previous wave in order; each group's records are freed once built.
+/// Write the snapshot: row groups are built into frames and compressed on every core
+/// (`parallel_parquet`), each as soon as a core is free, while a thread of its own
+/// writes the finished ones in order. Each group's records are freed once built.
 fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     use rayon::prelude::*;
     let fail = |e: PolarsError| file_error(path, format!("cannot write the snapshot: {e}"));
-    let extras = extra_specs(&records);
-    let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
-    let wave = 2 * rayon::current_num_threads().max(1);
-    let mut rows = records.into_iter();
-    let mut next_wave = || -> Vec<Vec<Record>> {
-        (0..wave)
-            .map(|_| rows.by_ref().take(ROW_GROUP_ROWS).collect::<Vec<_>>())
-            .filter(|g| !g.is_empty())
-            .collect()
-    };
-    let mut groups = next_wave();
-    let Some(first) = groups.first() else {
+    let Some(first) = records.first() else {
         return Err(file_error(path, "internal: no rows to write"));
     };
-    let schema = snapshot_frame(first, &extras)
+    let extras = extra_specs(&records);
+    let file = std::fs::File::create(path).map_err(|e| io_context(path, e))?;
+    let schema = snapshot_frame(std::slice::from_ref(first), &extras)
         .map_err(fail)?
         .schema()
         .clone();
@@ -532,33 +523,39 @@ fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
     let (encoder, mut sink) =
         parallel_parquet(&file, &schema, ParquetCompression::Snappy, &plain).map_err(fail)?;
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<EncodedGroup>>(wave);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<EncodedGroup>)>();
         let writer = scope.spawn(move || {
-            for encoded in rx {
-                for group in &encoded {
-                    sink.write(group)?;
+            // Groups finish out of order: each waits here until those before it are written.
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0;
+            for (index, encoded) in rx {
+                waiting.insert(index, encoded);
+                while let Some(encoded) = waiting.remove(&next) {
+                    for group in &encoded {
+                        sink.write(group)?;
+                    }
+                    next += 1;
                 }
             }
             sink.finish()
         });
-        while !groups.is_empty() {
-            let encoded: Vec<Vec<EncodedGroup>> = groups
-                .into_par_iter()
-                .map(|group| encoder.encode(&snapshot_frame(&group, &extras)?))
-                .collect::<PolarsResult<_>>()
-                .map_err(fail)?;
-            for e in encoded {
-                if tx.send(e).is_err() {
-                    break; // the writer failed: its error is reported below
-                }
-            }
-            groups = next_wave();
-        }
-        drop(tx);
-        writer
+        let built = records
+            .into_par_iter()
+            .chunks(ROW_GROUP_ROWS)
+            .enumerate()
+            .try_for_each_with(tx, |tx, (index, group)| {
+                let encoded = encoder.encode(&snapshot_frame(&group, &extras)?)?;
+                drop(group);
+                // A closed channel means the writer failed (its error is the one
+                // reported): stop building.
+                tx.send((index, encoded))
+                    .map_err(|_| polars_err!(ComputeError: "the snapshot writer stopped"))
+            });
+        let written = writer
             .join()
-            .map_err(|_| UserError::new("internal: the snapshot writer failed"))?
-            .map_err(fail)
+            .map_err(|_| UserError::new("internal: the snapshot writer failed"))?;
+        written.map_err(fail)?;
+        built.map_err(fail)
     })?;
     file.sync_all().map_err(|e| io_context(path, e))
 }

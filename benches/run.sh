@@ -31,15 +31,20 @@ fi
 
 echo "== import: $(du -h "$DATA" | cut -f1) JSONL, $ROWS rows, $(nproc) cores, best of $RUNS"
 "$VENV/bin/python" - "$DATA" "$B" "$RUNS" "$REL/gleaner" <<'PY'
-import shutil, subprocess, sys, time
+import os, shutil, subprocess, sys, time
 import polars as pl
 src, bench, runs, gleaner = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 def timed(fn):
+    # Each starts with the previous outputs deleted and no dirty pages left to write
+    # back, so that neither pays for the other's (or its own earlier) files.
+    shutil.rmtree(f"{bench}/ws.gleaner", ignore_errors=True)
+    if os.path.exists(f"{bench}/py.parquet"):
+        os.remove(f"{bench}/py.parquet")
+    os.sync()
     t = time.perf_counter(); fn(); return time.perf_counter() - t
 def py_run():
     pl.read_ndjson(src).write_parquet(f"{bench}/py.parquet")
 def gl():
-    shutil.rmtree(f"{bench}/ws.gleaner", ignore_errors=True)
     subprocess.run([gleaner, "import", src, "-w", f"{bench}/ws.gleaner"], check=True, stdout=subprocess.DEVNULL)
 # Alternate the two so that neither always runs after the other (the page cache and
 # free memory one leaves behind change the next one's time); best of each.

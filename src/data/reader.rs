@@ -200,16 +200,62 @@ fn read_all(path: &Path, compression: Compression, size: u64) -> Result<SourceBy
     Ok(SourceBytes::Owned(out))
 }
 
+/// Cut JSON Lines into rows. The text is cut into pieces that end at a newline, and the
+/// pieces are split (and checked for UTF-8) on every core, then numbered in order.
 fn split_lines(bytes: SourceBytes) -> SourceText {
+    split_lines_by(bytes, 8 << 20)
+}
+
+fn split_lines_by(bytes: SourceBytes, piece: usize) -> SourceText {
+    use rayon::prelude::*;
+    let mut bounds = vec![0];
+    while let Some(&from) = bounds.last().filter(|&&b| b + piece < bytes.len()) {
+        match memchr::memchr(b'\n', &bytes[from + piece..]) {
+            Some(i) => bounds.push(from + piece + i + 1),
+            None => break,
+        }
+    }
+    bounds.push(bytes.len());
+    let pieces: Vec<(Vec<RowSpan>, Vec<RowError>, usize)> = bounds
+        .par_windows(2)
+        .map(|w| split_piece(&bytes, w[0], w[1]))
+        .collect();
+    let mut rows = Vec::with_capacity(pieces.iter().map(|p| p.0.len()).sum());
+    let mut broken = Vec::new();
+    let mut lines_before = 0;
+    for (piece_rows, piece_broken, lines) in pieces {
+        rows.extend(piece_rows.into_iter().map(|mut r| {
+            r.line += lines_before;
+            r
+        }));
+        broken.extend(piece_broken.into_iter().map(|mut e| {
+            e.line += lines_before;
+            e
+        }));
+        lines_before += lines;
+    }
+    SourceText {
+        kind: FileKind::Jsonl,
+        bytes,
+        rows,
+        broken,
+        unit: "line",
+        same_as_file: false,
+    }
+}
+
+/// The rows of `bytes[from..to]` (which ends at a newline or the end of the text), with
+/// line numbers counted from 1 in the piece, and the number of lines it holds.
+fn split_piece(bytes: &[u8], from: usize, to: usize) -> (Vec<RowSpan>, Vec<RowError>, usize) {
     let mut rows = Vec::new();
     let mut broken = Vec::new();
-    let mut start = 0usize;
+    let mut start = from;
     let mut line = 0usize;
-    while start <= bytes.len() {
+    while start < to || (start == to && to == bytes.len()) {
         line += 1;
-        let end = memchr::memchr(b'\n', &bytes[start..])
+        let end = memchr::memchr(b'\n', &bytes[start..to])
             .map(|i| start + i)
-            .unwrap_or(bytes.len());
+            .unwrap_or(to);
         let mut stop = end;
         if stop > start && bytes[stop - 1] == b'\r' {
             stop -= 1;
@@ -225,19 +271,12 @@ fn split_lines(bytes: SourceBytes) -> SourceText {
                 Err(e) => broken.push(utf8_error(line, slice, e)),
             }
         }
-        if end == bytes.len() {
+        if end == to {
             break;
         }
         start = end + 1;
     }
-    SourceText {
-        kind: FileKind::Jsonl,
-        bytes,
-        rows,
-        broken,
-        unit: "line",
-        same_as_file: false,
-    }
+    (rows, broken, line)
 }
 
 fn utf8_error(line: usize, slice: &[u8], e: std::str::Utf8Error) -> RowError {
@@ -480,5 +519,39 @@ pub fn any_to_json(av: &AnyValue) -> Value {
             Value::Object(obj)
         }
         other => Value::String(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_cut_in_pieces_number_as_one_text() {
+        let text =
+            b"{\"a\":1}\r\n\n  \n{\"b\":2}\n\xff bad\n{\"c\":3}\n\n{\"d\":\"\xc3\xa9\"}\n{\"e\":5}";
+        let whole = split_lines_by(SourceBytes::Owned(text.to_vec()), usize::MAX);
+        let lines = |s: &SourceText| -> Vec<(usize, usize, usize)> {
+            s.rows.iter().map(|r| (r.line, r.start, r.end)).collect()
+        };
+        assert_eq!(
+            whole.rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+            [1, 4, 6, 8, 9]
+        );
+        assert_eq!(whole.broken.len(), 1);
+        assert_eq!(whole.broken[0].line, 5);
+        for piece in 1..text.len() + 2 {
+            let cut = split_lines_by(SourceBytes::Owned(text.to_vec()), piece);
+            assert_eq!(lines(&cut), lines(&whole), "pieces of {piece}");
+            assert_eq!(cut.broken.len(), 1);
+            assert_eq!(cut.broken[0].line, 5, "pieces of {piece}");
+        }
+        // Ending with a newline changes nothing either.
+        let mut ended = text.to_vec();
+        ended.push(b'\n');
+        for piece in [1, 3, 1000] {
+            let cut = split_lines_by(SourceBytes::Owned(ended.clone()), piece);
+            assert_eq!(lines(&cut), lines(&whole));
+        }
     }
 }

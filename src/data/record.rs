@@ -220,7 +220,7 @@ pub fn preview_parts(parts: &[&str], max: usize) -> String {
         if !head.is_empty()
             && head.iter().all(|b| (0x20..0x7f).contains(b))
             && !head.windows(2).any(|w| w == b"  ")
-            && !(last_space && head[0] == b' ')
+            && (!last_space || head[0] != b' ')
         {
             out.push_str(&rest[..head.len()]);
             n += head.len();

@@ -178,16 +178,9 @@ struct BrowseColumns {
 
 fn browse_columns(r: &Record) -> BrowseColumns {
     if r.conversation_in_fields {
-        // The user turn is instruction, newline, input: read from the fields in place.
-        let instruction = r.instruction.as_deref().unwrap_or("");
-        let input = r.input.as_deref().unwrap_or("");
-        let join = if instruction.is_empty() || input.is_empty() {
-            ""
-        } else {
-            "\n"
-        };
+        // The user turn is read from the fields in place.
         let answer = r.output.as_deref().unwrap_or("");
-        let user = [instruction, join, input];
+        let user = r.user_turn_parts();
         return BrowseColumns {
             turns: 1,
             prompt_chars: user.iter().map(|p| p.chars().count()).sum::<usize>() as u32,

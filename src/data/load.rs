@@ -329,16 +329,9 @@ pub fn content_hash(r: &Record) -> String {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     if r.conversation_in_fields {
         // The same bytes as the full conversation would give, piece by piece.
-        let instruction = r.instruction.as_deref().unwrap_or("");
-        let input = r.input.as_deref().unwrap_or("");
-        let join = if instruction.is_empty() || input.is_empty() {
-            ""
-        } else {
-            "\n"
-        };
         let turns: [(&str, &[&str]); 3] = [
             ("system", &[r.system.as_deref().unwrap_or("")]),
-            ("user", &[instruction, join, input]),
+            ("user", &r.user_turn_parts()),
             ("assistant", &[r.output.as_deref().unwrap_or("")]),
         ];
         for (role, parts) in turns {

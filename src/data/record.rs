@@ -115,6 +115,19 @@ impl Record {
         )
     }
 
+    /// The user turn of a single-turn record as the three pieces [`user_turn`] joins:
+    /// instruction, the newline between (if both are non-empty), input.
+    pub fn user_turn_parts(&self) -> [&str; 3] {
+        let instruction = self.instruction.as_deref().unwrap_or("");
+        let input = self.input.as_deref().unwrap_or("");
+        let join = if instruction.is_empty() || input.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        [instruction, join, input]
+    }
+
     /// Whether `messages` is exactly what [`single_turn_messages`] rebuilds from the
     /// other fields, so the snapshot need not store the conversation a second time.
     pub fn conversation_is_derived(&self) -> bool {

@@ -38,12 +38,28 @@ impl Tmux {
 
     /// A 120×30 terminal named `name` running `command`.
     pub fn start(&self, name: &str, command: &str) {
+        // A session that outlives the others keeps the server up: when a test kills
+        // its only session's program, the server would otherwise exit while the next
+        // `start` connects to it ("server exited unexpectedly").
+        if !self.has("keepalive") {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.socket, "new-session", "-d", "-s", "keepalive"])
+                .arg("sleep 3600")
+                .status();
+        }
         let status = Command::new("tmux")
             .args(["-L", &self.socket, "new-session", "-d", "-s", name])
             .args(["-x", "120", "-y", "30", command])
             .status()
             .expect("tmux is installed by `make test`");
         assert!(status.success());
+    }
+
+    fn has(&self, name: &str) -> bool {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "has-session", "-t", name])
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     pub fn screen(&self, name: &str) -> String {

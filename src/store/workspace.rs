@@ -536,7 +536,7 @@ fn write_snapshot(records: Vec<Record>, path: &Path) -> Result<(), UserError> {
                         sink.write(group)?;
                     }
                     next += 1;
-                    if next % 16 == 0 {
+                    if next % 2 == 0 {
                         start_writeback(file);
                     }
                 }

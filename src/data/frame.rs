@@ -189,13 +189,12 @@ fn browse_columns(r: &Record) -> BrowseColumns {
             preview_response: preview(answer, PREVIEW_CHARS),
         };
     }
-    let (user, answer, turns) = r.user_and_answer();
     BrowseColumns {
-        turns: turns as u32,
+        turns: r.turns() as u32,
         prompt_chars: r.chars_of_role("user") as u32,
         response_chars: r.chars_of_role("assistant") as u32,
-        preview_prompt: preview(&user, PREVIEW_CHARS),
-        preview_response: preview(answer, PREVIEW_CHARS),
+        preview_prompt: preview(r.first_user(), PREVIEW_CHARS),
+        preview_response: preview(r.first_assistant(), PREVIEW_CHARS),
     }
 }
 

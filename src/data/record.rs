@@ -94,27 +94,6 @@ impl Record {
         }
     }
 
-    /// The user turn's text and the answer's, and the number of user turns, whichever
-    /// form the conversation is held in: what the snapshot's length and preview columns
-    /// are computed from.
-    pub fn user_and_answer(&self) -> (std::borrow::Cow<'_, str>, &str, usize) {
-        if self.conversation_in_fields {
-            let instruction = self.instruction.as_deref().unwrap_or("");
-            let input = self.input.as_deref().unwrap_or("");
-            let user = match (instruction.is_empty(), input.is_empty()) {
-                (_, true) => instruction.into(),
-                (true, false) => input.into(),
-                (false, false) => user_turn(instruction, input).into(),
-            };
-            return (user, self.output.as_deref().unwrap_or(""), 1);
-        }
-        (
-            self.first_user().into(),
-            self.first_assistant(),
-            self.turns(),
-        )
-    }
-
     /// The user turn of a single-turn record as the three pieces [`user_turn`] joins:
     /// instruction, the newline between (if both are non-empty), input.
     pub fn user_turn_parts(&self) -> [&str; 3] {

@@ -207,24 +207,22 @@ pub fn preview_parts(parts: &[&str], max: usize) -> String {
     let mut last_space = false;
     for part in parts {
         let mut rest = *part;
-        // Most text is printable ASCII with single spaces: copied as it is.
-        let head = &rest.as_bytes()[..rest.len().min(max - n.min(max))];
-        if !head.is_empty()
-            && head.iter().all(|b| (0x20..0x7f).contains(b))
-            && !head.windows(2).any(|w| w == b"  ")
-            && (!last_space || head[0] != b' ')
-        {
-            out.push_str(&rest[..head.len()]);
-            n += head.len();
-            last_space = head[head.len() - 1] == b' ';
-            rest = &rest[head.len()..];
-        }
         while let Some(&b) = rest.as_bytes().first() {
             if n >= max {
                 out.push('…');
                 return out;
             }
-            // ASCII (most text) without decoding a char; the rest char by char.
+            // Most text is runs of printable ASCII with single spaces: each run is
+            // found in one pass over its bytes and copied whole.
+            let run = plain_run(&rest.as_bytes()[..rest.len().min(max - n)], last_space);
+            if run > 0 {
+                out.push_str(&rest[..run]);
+                n += run;
+                last_space = rest.as_bytes()[run - 1] == b' ';
+                rest = &rest[run..];
+                continue;
+            }
+            // Anything else one char at a time: ASCII without decoding.
             let ch = if b.is_ascii() {
                 rest = &rest[1..];
                 match b {
@@ -248,26 +246,74 @@ pub fn preview_parts(parts: &[&str], max: usize) -> String {
     out
 }
 
+/// How many leading bytes of `bytes` a preview copies as they are: printable ASCII, no
+/// space after a space (`after_space`: the byte before the first was one).
+fn plain_run(bytes: &[u8], mut after_space: bool) -> usize {
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(0x20..0x7f).contains(&b) || (b == b' ' && after_space) {
+            return i;
+        }
+        after_space = b == b' ';
+    }
+    bytes.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{preview, preview_parts};
 
+    /// The definition, one char at a time: newlines as ¶, control characters as
+    /// spaces, a space after a space dropped, … once `max` chars are out and any text
+    /// is left.
+    fn reference_preview(text: &str, max: usize) -> String {
+        let mut out = String::new();
+        let mut n = 0;
+        let mut last_space = false;
+        for c in text.chars() {
+            if n >= max {
+                out.push('…');
+                break;
+            }
+            let c = match c {
+                '\n' => '¶',
+                c if c.is_control() => ' ',
+                c => c,
+            };
+            if c == ' ' && last_space {
+                continue;
+            }
+            last_space = c == ' ';
+            out.push(c);
+            n += 1;
+        }
+        out
+    }
+
     #[test]
     fn preview_of_parts_is_the_preview_of_their_concatenation() {
         let pieces = [
-            "", "a", " ", "  ", "\n", "\t", "é", "日本", "x y", "\u{85}", "word ",
+            "",
+            "a",
+            " ",
+            "  ",
+            "\n",
+            "\t",
+            "é",
+            "日本",
+            "x y",
+            "\u{85}",
+            "word ",
+            "ab  cd\u{7f}e",
         ];
         // Every ordered triple of pieces, at several cut points.
         for a in pieces {
             for b in pieces {
                 for c in pieces {
-                    for max in [0, 1, 2, 3, 5, 8] {
+                    for max in [0, 1, 2, 3, 5, 8, 13] {
                         let whole = format!("{a}{b}{c}");
-                        assert_eq!(
-                            preview_parts(&[a, b, c], max),
-                            preview(&whole, max),
-                            "{whole:?} at {max}"
-                        );
+                        let expected = reference_preview(&whole, max);
+                        assert_eq!(preview_parts(&[a, b, c], max), expected, "{whole:?} {max}");
+                        assert_eq!(preview(&whole, max), expected, "{whole:?} at {max}");
                     }
                 }
             }

@@ -20,7 +20,8 @@ use polars_parquet::write::{
 pub struct RowGroupEncoder {
     fields: Vec<ParquetType>,
     encodings: Vec<Vec<Encoding>>,
-    options: WriteOptions,
+    /// One per column: plain columns carry no min/max statistics.
+    options: Vec<WriteOptions>,
 }
 
 /// Writes compressed row groups in the order given, then the footer.
@@ -35,8 +36,10 @@ pub struct EncodedGroup {
 }
 
 /// The encoder and the sink for one Parquet file of frames with `schema`. Columns
-/// named in `plain` are written without trying a dictionary first: for long texts that
-/// rarely repeat, polars' cardinality estimate only costs time.
+/// named in `plain` are written without trying a dictionary first, and without min/max
+/// statistics: for long texts that rarely repeat, polars' cardinality estimate and a
+/// string comparison per row only cost time, and no reader skips row groups by the
+/// smallest instruction text.
 pub fn parallel_parquet<W: Write>(
     sink: W,
     schema: &Schema,
@@ -57,12 +60,22 @@ pub fn parallel_parquet<W: Write>(
             _ => encoding.clone(),
         })
         .collect();
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        version: Version::V1,
-        compression: CompressionOptions::from(compression),
-        data_page_size: None,
-    };
+    let options = schema
+        .iter_names()
+        .map(|name| {
+            let mut statistics = StatisticsOptions::default();
+            if plain.contains(&name.as_str()) {
+                statistics.min_value = false;
+                statistics.max_value = false;
+            }
+            WriteOptions {
+                statistics,
+                version: Version::V1,
+                compression: CompressionOptions::from(compression),
+                data_page_size: None,
+            }
+        })
+        .collect();
     Ok((
         RowGroupEncoder {
             fields,
@@ -83,16 +96,17 @@ impl RowGroupEncoder {
                 continue;
             }
             let mut columns = Vec::new();
-            for ((array, field), encoding) in batch
+            for (((array, field), encoding), options) in batch
                 .columns()
                 .iter()
                 .zip(&self.fields)
                 .zip(&self.encodings)
+                .zip(&self.options)
             {
                 // A nested column has one entry per leaf.
-                for leaf in array_to_columns(array, field.clone(), self.options, encoding)? {
+                for leaf in array_to_columns(array, field.clone(), *options, encoding)? {
                     let pages = leaf
-                        .map(|page| Ok(compress(page?, Vec::new(), self.options.compression)?))
+                        .map(|page| Ok(compress(page?, Vec::new(), options.compression)?))
                         .collect::<PolarsResult<Vec<_>>>()?;
                     columns.push(pages);
                 }

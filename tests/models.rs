@@ -98,6 +98,59 @@ fn batching_changes_no_vector() {
 }
 
 #[test]
+fn lanes_change_no_vector_and_keep_the_order() {
+    let reference = fixture("minilm_reference.json");
+    let texts: Vec<&str> = reference["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["text"].as_str().unwrap())
+        .collect();
+    // Batches of two: eight batches shared by three lanes, each taking the next.
+    let load = |lanes| {
+        let opts = SessionOptions {
+            device: Device::Cpu,
+            threads: 1,
+        };
+        let batch = EmbedOptions {
+            batch_size: 2,
+            lanes,
+            ..EmbedOptions::default()
+        };
+        Embedder::load(&models().join("minilm"), opts, batch).unwrap()
+    };
+    let mut one = load(1);
+    let mut three = load(3);
+    assert_eq!((one.opts.lanes, three.opts.lanes), (1, 3));
+    let want = one.embed(&texts).unwrap();
+    let got = three.embed(&texts).unwrap();
+    assert_eq!(got.len(), texts.len());
+    let items = reference["items"].as_array().unwrap();
+    for (((t, a), b), item) in texts.iter().zip(&want).zip(&got).zip(items) {
+        // One thread per session either way: the same operations in the same order.
+        assert_eq!(a, b, "{t:?}");
+        // And each vector is its own text's (PyTorch's reference).
+        let worst = b
+            .iter()
+            .zip(item["embedding"].as_array().unwrap())
+            .map(|(x, y)| (x - y.as_f64().unwrap() as f32).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-4, "{t:?}: {worst}");
+    }
+    // The default on a CPU: one lane per thread for a model this small.
+    let two = Embedder::load(
+        &models().join("minilm"),
+        SessionOptions {
+            device: Device::Cpu,
+            threads: 2,
+        },
+        EmbedOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(two.opts.lanes, 2);
+}
+
+#[test]
 fn smollm2_perplexities_and_ifd_match_pytorch() {
     let mut scorer = OnnxScorer::load(&models().join("smollm2"), cpu()).unwrap();
     let (items, pairs) = ifd_reference();

@@ -128,7 +128,7 @@ impl SpanScorer for OnnxScorer {
             let chunk = chunk.as_slice();
             let rows: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].0.as_slice()).collect();
             let batch = Batch::new(&rows, self.pad_id);
-            let inputs = batch.inputs(&self.model)?;
+            let inputs = batch.inputs(&self.model.inputs)?;
             let outputs = self.model.session.run(inputs).map_err(|e| e.to_string())?;
             let (shape, logits) = outputs["logits"]
                 .try_extract_tensor::<f32>()

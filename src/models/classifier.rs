@@ -77,7 +77,7 @@ impl Classifier {
         for chunk in encoded.chunks(self.batch_size.max(1)) {
             let rows: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
             let batch = Batch::new(&rows, self.pad_id);
-            let inputs = batch.inputs(&self.model)?;
+            let inputs = batch.inputs(&self.model.inputs)?;
             let outputs = self.model.session.run(inputs).map_err(|e| e.to_string())?;
             let (shape, logits) = outputs["logits"]
                 .try_extract_tensor::<f32>()

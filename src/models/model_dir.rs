@@ -184,10 +184,10 @@ impl Batch {
         }
     }
 
-    /// The inputs the session declares, in a form `Session::run` takes.
+    /// The inputs the session declares (`names`), in a form `Session::run` takes.
     pub fn inputs(
         &self,
-        model: &LoadedModel,
+        names: &[String],
     ) -> Result<
         Vec<(
             std::borrow::Cow<'static, str>,
@@ -202,7 +202,7 @@ impl Batch {
                 .map_err(|e| e.to_string())
         };
         let mut out = Vec::new();
-        for name in &model.inputs {
+        for name in names {
             let value = match name.as_str() {
                 "input_ids" => self.ids.clone(),
                 "attention_mask" => self.mask.clone(),

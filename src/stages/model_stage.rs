@@ -53,6 +53,7 @@ pub fn load_embedder(recipe: &Recipe, name: &str) -> Result<Embedder, UserError>
     let eo = EmbedOptions {
         max_length: table.max_length.unwrap_or(256),
         batch_size: table.batch_size.unwrap_or(0),
+        lanes: table.lanes.unwrap_or(0),
         pooling: table.pooling.unwrap_or_default(),
         normalize: true,
         ..EmbedOptions::default()

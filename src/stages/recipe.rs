@@ -99,6 +99,10 @@ pub struct RecipeModel {
     pub threads: Option<usize>,
     #[serde(default)]
     pub batch_size: Option<usize>,
+    /// Embeddings on the CPU: sessions run side by side, one thread each (default: one
+    /// per thread for a model up to 256 MB, else 1); each holds its own weights.
+    #[serde(default)]
+    pub lanes: Option<usize>,
     #[serde(default)]
     pub max_length: Option<usize>,
     /// Embeddings: `mean` (default) or `cls`.

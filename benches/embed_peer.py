@@ -1,6 +1,7 @@
 """Python peers for benches/embed.rs: the same MiniLM on the same texts with the same
 thread count, through onnxruntime (model.onnx + tokenizers) and through PyTorch
-transformers (the package's safetensors). Prints one JSON line per peer."""
+transformers (the package's safetensors). Prints one JSON line per peer; `gemm` prints
+the machine's fp32 matrix-multiply GFLOP/s instead."""
 import importlib.util, json, pathlib, resource, sys, time
 
 texts_file, model_dir, threads, batch = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -63,6 +64,27 @@ def run_torch():
     return len(texts) / (time.perf_counter() - t0)
 
 
+def gemm_gflops():
+    """The machine's fp32 matrix-multiply speed at this thread count (PyTorch's BLAS on
+    the shapes of a MiniLM layer): what a forward pass cannot beat."""
+    import torch
+    torch.set_num_threads(threads)
+    best = 0.0
+    for m, k, n in [(4096, 384, 1536), (4096, 1536, 384), (4096, 384, 384)]:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(3):
+            a @ b
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(10):
+                a @ b
+            best = max(best, 10 * 2 * m * k * n / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
 which = sys.argv[5]
+if which == "gemm":
+    print(json.dumps({"gflops": gemm_gflops()}))
+    sys.exit()
 rate = run_ort() if which == "onnxruntime" else run_torch()
 print(json.dumps({"peer": which, "texts_per_s": rate, "peak_mb": peak_mb()}))

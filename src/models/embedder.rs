@@ -30,7 +30,7 @@ pub struct EmbedOptions {
     /// Texts per forward pass at most (0: by provider, 64 on the CPU, 256 on CUDA).
     pub batch_size: usize,
     /// Tokens (rows × longest row) per forward pass at most: long texts go in small
-    /// batches, short ones in large (0: by provider, 1,024 on the CPU, 16,384 on CUDA;
+    /// batches, short ones in large (0: by provider, 512 on the CPU, 16,384 on CUDA;
     /// each measured fastest there by benches/embed.rs and benches/cuda-check.sh).
     pub token_budget: usize,
     pub pooling: Pooling,
@@ -97,7 +97,7 @@ impl Embedder {
             })
             .unwrap_or(0);
         let (batch, budget) = match model.provider {
-            Provider::Cpu => (64, 1024),
+            Provider::Cpu => (64, 512),
             Provider::Cuda(_) => (256, 16_384),
         };
         let opts = EmbedOptions {

@@ -60,15 +60,20 @@ fn minilm_embeddings_match_pytorch() {
     }
 }
 
-#[test]
-fn batching_changes_no_vector() {
-    let reference = fixture("minilm_reference.json");
-    let texts: Vec<&str> = reference["items"]
+/// The texts of the MiniLM fixture, in order.
+fn fixture_texts(reference: &serde_json::Value) -> Vec<&str> {
+    reference["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i["text"].as_str().unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn batching_changes_no_vector() {
+    let reference = fixture("minilm_reference.json");
+    let texts = fixture_texts(&reference);
     assert!(texts.contains(&""), "the fixture has an empty text");
     let mut batched = embedder();
     let together = batched.embed(&texts).unwrap();
@@ -100,12 +105,7 @@ fn batching_changes_no_vector() {
 #[test]
 fn lanes_change_no_vector_and_keep_the_order() {
     let reference = fixture("minilm_reference.json");
-    let texts: Vec<&str> = reference["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["text"].as_str().unwrap())
-        .collect();
+    let texts = fixture_texts(&reference);
     // Batches of two: eight batches shared by three lanes, each taking the next.
     let load = |lanes| {
         let opts = SessionOptions {

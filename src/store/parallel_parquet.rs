@@ -183,5 +183,26 @@ mod tests {
         }
         assert_eq!(back.height(), 4000);
         assert!(back.equals_missing(&whole));
+        // The plain column has null counts but no min/max; the others keep theirs.
+        let meta =
+            polars_parquet::read::read_metadata(&mut std::fs::File::open(&path).unwrap()).unwrap();
+        let stats = |name: &str| {
+            let column = meta.row_groups[0]
+                .columns_under_root_iter(name)
+                .unwrap()
+                .next()
+                .unwrap();
+            column.statistics(&meta.footer_buf).unwrap().unwrap()
+        };
+        let text = stats("text");
+        let text = text.expect_as_binary();
+        assert_eq!(
+            (text.min_value.as_ref(), text.max_value.as_ref()),
+            (None, None)
+        );
+        assert!(text.null_count.unwrap() > 0);
+        let number = stats("number");
+        let number = number.expect_as_int32();
+        assert_eq!((number.min_value, number.max_value), (Some(0), Some(999)));
     }
 }
